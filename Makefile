@@ -1,0 +1,41 @@
+# sereval: one command sets up a fresh machine and runs the demo, one sets it up and runs the tests.
+#   make demo    # venv + install + `sereval reproduce` (the offline demo, CPU, a few minutes)
+#   make test    # venv + install + sync/clean checks + notebook tests + pytest
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup demo test check ffmpeg docs readme
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: settings.ini setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q ffmpeg >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q ffmpeg >/dev/null)); \
+	  else echo "note: ffmpeg not found; .m4a/.mp4/.avi clips (MEAD, MELD, eNTERFACE) cannot be decoded and their tests skip"; fi; }
+
+demo: setup
+	$(BIN)/sereval reproduce
+
+check: setup
+	PATH="$(abspath $(BIN)):$$PATH" scripts/check_sync.sh
+
+test: setup ffmpeg check
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest -q tests
+
+readme: setup
+	$(BIN)/python scripts/make_readme.py
+
+docs: setup
+	$(BIN)/nbdev_docs
