@@ -1,0 +1,79 @@
+"""sereval.report: Table 3 and Figures 2 and 3 from the published matrices match numbers recomputed by hand
+(plain csv, no sereval code) from ../shared/paper/published_matrices; the run report writes every file."""
+import csv, statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sereval import report as R
+
+REPO = Path(__file__).resolve().parent.parent
+PUBLISHED = REPO/'..'/'shared'/'paper'/'published_matrices'
+needs_published = pytest.mark.skipif(not PUBLISHED.is_dir(), reason='../shared/paper/published_matrices not present')
+
+
+def by_hand(metric, backbone):
+    "{(train, test): value} of the non-empty cells of one published file, with the csv module."
+    with open(PUBLISHED/f'valid_{metric}'/f'{backbone}.csv', newline='') as fh:
+        rows = list(csv.reader(fh))
+    return {(r[0], t): float(v) for r in rows[1:] for t, v in zip(rows[0][1:], r[1:]) if v != ''}
+
+
+@pytest.fixture(scope='module')
+def paper_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp('rep')
+    R.render_paper(out, heatmaps=['openaiwhisperlargev3'], quiet=True)
+    return out/'paper'
+
+
+@needs_published
+@pytest.mark.parametrize('backbone', ['openaiwhisperlargev3', 'facebookhubertlargell60k', 'mapmertv1330m'])
+def test_table3_by_hand(paper_out, backbone):
+    t3 = pd.read_csv(paper_out/'tables'/'table3_results.csv').set_index('slug')
+    for metric in ('macro_f1', 'accuracy'):
+        cells = by_hand(metric, backbone)
+        id_ = statistics.mean(v for (a, b), v in cells.items() if a == b)
+        ood = statistics.mean(v for (a, b), v in cells.items() if a != b)
+        assert abs(t3.at[backbone, f'{metric}_id'] - id_) < 1e-12
+        assert abs(t3.at[backbone, f'{metric}_ood'] - ood) < 1e-12
+    assert t3.at[backbone, 'n_ood'] == 76
+
+
+@needs_published
+def test_figures_by_hand(paper_out):
+    f2 = pd.read_csv(paper_out/'figures'/'figure2_ood_by_train.csv', index_col=0)
+    f3 = pd.read_csv(paper_out/'figures'/'figure3_ood_by_test.csv', index_col=0)
+    cells = by_hand('macro_f1', 'openaiwhisperlargev3')
+    row = lambda c: statistics.mean(v for (a, b), v in cells.items() if a == c and b != c)
+    col = lambda c: statistics.mean(v for (a, b), v in cells.items() if b == c and a != c)
+    for corpus in ('emodb', 'cafe', 'mesd', 'urdu'):
+        assert abs(f2.at[corpus, 'Whisper large-v3'] - row(corpus)) < 1e-12
+        assert abs(f3.at[corpus, 'Whisper large-v3'] - col(corpus)) < 1e-12
+    # two values read off the matrix by eye: EmoDB's row holds one OOD cell (RESD), URDU's column one (EEKK)
+    assert f2.at['emodb', 'Whisper large-v3'] == 0.19938
+    assert f3.at['urdu', 'Whisper large-v3'] == cells[('eekk', 'urdu')]
+    # corpora outside the clusters have no out-of-domain average
+    assert 'aesdd' not in f2.index and 'thorsten' not in f3.index
+    assert list(f2.columns)[0] == 'w2v-BERT 2.0' and len(f2.columns) == 10
+
+
+def test_paper_files(paper_out):
+    for n in ('table1_corpora', 'table2_backbones', 'table3_results'):
+        assert (paper_out/'tables'/f'{n}.csv').exists() and (paper_out/'tables'/f'{n}.md').exists()
+    for n in ('figure2_ood_by_train', 'figure3_ood_by_test', 'heatmap_openaiwhisperlargev3'):
+        for ext in ('png', 'svg'):
+            assert (paper_out/'figures'/f'{n}.{ext}').stat().st_size > 1000
+
+
+def test_run_report_and_command(tmp_path):
+    run = R.fake_run(tmp_path/'run', backbones=('whisper-logmel', 'openai/whisper-large-v3'))
+    assert R.report_command(['--out', str(run), '--no-paper']) == 0
+    t3 = pd.read_csv(run/'tables'/'table3_results.csv')
+    assert set(t3.rule) == {'paper', 'corrected'}
+    vals = t3[[c for c in t3 if c.split('_')[0] in ('macro', 'accuracy', 'weighted', 'micro')]].to_numpy().ravel()
+    assert len(vals) == 2 * 2 * 12
+    assert ((vals >= 0) & (vals <= 1)).all()
+    cmp = pd.read_csv(run/'tables'/'comparison_openaiwhisperlargev3.csv')
+    assert {'ours', 'paper', 'diff'} <= set(cmp.columns)
+    assert (run/'figures'/'comparison_openaiwhisperlargev3.png').exists()
