@@ -1,0 +1,434 @@
+"""Tests of sereval.corpora: the 19 recipes on real file listings (when ../shared exists), on hand-made fixtures,
+on bad input, and the `sereval scan` command."""
+import collections, csv, json, os, shutil, unicodedata, zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sereval.cli import main as cli_main
+from sereval.corpora import (CLUSTERS, CORPORA, RECIPES, class_priors, get_recipe, load_clusters, lookup, ood_pairs,
+                             read_manifest, read_xlsx, scan, scan_command, scan_root, write_manifest)
+from sereval.errors import SerevalError
+from sereval.taxonomy import CLASSES
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / 'fixtures'
+LISTINGS = HERE.parent / '..' / 'shared' / 'corpus_listings'
+needs_listings = pytest.mark.skipif(not LISTINGS.is_dir(), reason='../shared/corpus_listings is not available')
+
+
+def touch(root: Path, rels):
+    for rel in rels:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()
+    return root
+
+
+def lines(name):
+    return [l for l in (LISTINGS / name).read_text(encoding='utf-8').splitlines() if l.strip()]
+
+
+def read_labels(name):
+    with open(LISTINGS / name, encoding='utf-8', newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def strip_accents(s):
+    return ''.join(c for c in unicodedata.normalize('NFD', s) if not unicodedata.combining(c)).lower()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Independent expectations: for every listed file, its class, by a rule written here without the recipe code.
+# ---------------------------------------------------------------------------------------------------------------
+_EXPRESSO_STYLE = {'angry': 'anger', 'awe': 'surprise', 'bored': 'neutral', 'calm': 'neutral', 'default': 'neutral',
+                   'disgusted': 'disgust', 'fearful': 'fear', 'happy': 'happiness', 'laughing': 'happiness',
+                   'sad': 'sadness'}
+RULES = {
+    'aesdd': ('aesdd.txt', lambda r: r.split('/')[0]),                    # folders are the English class names
+    'cafe': ('cafe.txt', lambda r: {'colere': 'anger', 'degout': 'disgust', 'joie': 'happiness', 'neutre': 'neutral',
+                                    'peur': 'fear', 'surprise': 'surprise', 'tristesse': 'sadness'}[strip_accents(r.split('/')[0])]),
+    'casia': ('casia.txt', lambda r: {'angry': 'anger', 'happy': 'happiness', 'sad': 'sadness'}.get(r.split('/')[1], r.split('/')[1])),
+    'demos': ('demos.txt', lambda r: {'col': 'other', 'dis': 'disgust', 'gio': 'happiness', 'pau': 'fear', 'rab': 'anger',
+                                      'sor': 'surprise', 'tri': 'sadness', 'neu': 'neutral'}[r.rsplit('_', 1)[1][:3]]),
+    'emodb': ('emodb.txt', lambda r: {'W': 'anger', 'L': 'sadness', 'E': 'disgust', 'A': 'fear', 'F': 'happiness',
+                                      'T': 'sadness', 'N': 'neutral'}[r.split('/')[-1][5]]),
+    'emovo': ('emovo.txt', lambda r: {'dis': 'disgust', 'gio': 'happiness', 'neu': 'neutral', 'pau': 'fear', 'rab': 'anger',
+                                      'sor': 'surprise', 'tri': 'sadness'}[r.split('/')[-1][:3]]),
+    'enterface': ('enterface.txt', lambda r: r.split('/')[1]),
+    'expresso': ('expresso.txt', lambda r: _EXPRESSO_STYLE.get(r.split('/')[2], 'other')),
+    'mead': ('mead.txt', lambda r: {'angry': 'anger', 'contempt': 'disgust', 'disgusted': 'disgust', 'happy': 'happiness',
+                                    'sad': 'sadness', 'surprised': 'surprise'}.get(r.split('/')[2], r.split('/')[2])),
+    'mesd': ('mesd.txt', lambda r: r.split('/')[-1].split('_')[0].lower()),
+    'shemo': ('shemo.txt', lambda r: {'A': 'anger', 'H': 'happiness', 'N': 'neutral', 'S': 'sadness', 'W': 'surprise',
+                                      'F': 'other'}[r.split('/')[-1][3]]),
+    'subesco': ('subesco.txt', lambda r: {'ANGRY': 'anger', 'HAPPY': 'happiness', 'SAD': 'sadness'}.get(
+        r.split('_')[5], r.split('_')[5].lower())),
+    'thorsten': ('thorsten_emotional.txt', lambda r: {'amused': 'happiness', 'angry': 'anger', 'disgusted': 'disgust',
+                                                      'surprised': 'surprise', 'neutral': 'neutral'}.get(r.split('/')[1], 'other')),
+    'urdu': ('urdu.txt', lambda r: {'Angry': 'anger', 'Happy': 'happiness', 'Neutral': 'neutral', 'Sad': 'sadness'}[r.split('/')[0]]),
+}
+
+
+@pytest.fixture(scope='module')
+def listing_root(tmp_path_factory):
+    if not LISTINGS.is_dir(): pytest.skip('../shared/corpus_listings is not available')
+    root = tmp_path_factory.mktemp('listings')
+    for corpus, (name, _) in RULES.items(): touch(root / corpus, lines(name))
+    return root
+
+
+@needs_listings
+@pytest.mark.parametrize('corpus', sorted(RULES))
+def test_listing_parses_every_file(listing_root, corpus):
+    name, rule = RULES[corpus]
+    rels = lines(name)
+    df = scan(listing_root / corpus, corpus)
+    assert df.attrs['skipped'].empty, df.attrs['skipped'].head()
+    assert len(df) == len(rels) == len(set(rels))
+    got = dict(zip(df['relpath'], df['label']))
+    expected = {r: rule(r) for r in rels}
+    assert set(expected.values()) <= set(CLASSES)
+    wrong = {r: (got.get(r), e) for r, e in expected.items() if got.get(r) != e}
+    assert not wrong, list(wrong.items())[:5]
+    assert (df['corpus'] == corpus).all() and (df['language'] == RECIPES[corpus].language).all()
+    assert df['path'].map(os.path.isabs).all()
+
+
+@needs_listings
+def test_listing_hard_facts(listing_root):
+    emodb = scan(listing_root / 'emodb', 'EmoDB')
+    counts = emodb['label'].value_counts()
+    assert len(emodb) == 535 and counts['sadness'] == 143 and counts['anger'] == 127
+    assert emodb['speaker'].nunique() == 10
+    assert (emodb['raw_label'] == 'l').sum() == 81                         # boredom clips, mapped to sadness
+    shemo = scan(listing_root / 'shemo', 'shemo')
+    assert (shemo['label'] == 'other').sum() == 38                           # ShEMO fear -> other, as in the paper
+    assert shemo['speaker'].nunique() == 87
+    mead = scan(listing_root / 'mead', 'mead')
+    assert len(mead) == 31729 and mead['speaker'].nunique() == 48
+    assert (mead['label'] == 'disgust').sum() == 4215 + 4284                 # contempt + disgusted
+    thorsten = scan(listing_root / 'thorsten', 'thorsten')
+    assert (thorsten['label'] == 'other').sum() == 899                       # drunk, sleepy, whisper
+    enterface = scan(listing_root / 'enterface', 'enterface')
+    subjects = {r.split('/')[0] for r in lines('enterface.txt')}
+    assert enterface['speaker'].nunique() == len(subjects)
+    assert (enterface[enterface['relpath'].str.startswith('subject 11/')]['speaker'] == 's11').all()
+    subesco = scan(listing_root / 'subesco', 'subesco')
+    assert subesco['speaker'].nunique() == 20
+    assert 'F_02_MONIKA_S_2_SURPRISE_3].wav' in set(subesco['relpath'])
+    aesdd = scan(listing_root / 'aesdd', 'aesdd')
+    assert sorted(aesdd['speaker'].unique()) == ['1', '2', '3', '4', '5', '6']   # '(01)' is actor 1
+
+
+def _expected_from_labels(rows, mapping):
+    return collections.Counter(mapping.get(r['emotion'].strip().lower(), 'other') for r in rows)
+
+
+@needs_listings
+def test_listing_meld_publisher_tables(tmp_path):
+    rows = read_labels('meld_labels.csv')
+    root = touch(tmp_path / 'meld', [r['path'] for r in rows])
+    split_of = {'dev_splits_complete': 'dev', 'output_repeated_splits_test': 'test', 'train': 'train'}
+    tables = collections.defaultdict(list)
+    for i, r in enumerate(rows):
+        split = split_of[r['path'].split('/')[0]]
+        d, u = r['path'].rsplit('/', 1)[1][3:-4].split('_utt')
+        tables[split].append({'Sr No.': i, 'Utterance': 'text, with "quotes"', 'Speaker': f'spk{int(d) % 5}',
+                              'Emotion': r['emotion'], 'Dialogue_ID': d, 'Utterance_ID': u})
+    tables['train'].append({'Sr No.': -1, 'Utterance': 'broken', 'Speaker': 'Joey', 'Emotion': 'joy',
+                            'Dialogue_ID': '99999', 'Utterance_ID': '0'})   # a row without its clip
+    for split, t in tables.items():
+        pd.DataFrame(t).to_csv(root / f'{split}_sent_emo.csv', index=False)
+    df = scan(root, 'MELD')
+    meld_map = {'joy': 'happiness', 'neutral': 'neutral', 'surprise': 'surprise', 'anger': 'anger',
+                'sadness': 'sadness', 'disgust': 'disgust', 'fear': 'fear'}
+    assert len(df) == len(rows) == 13706
+    assert collections.Counter(df['label']) == _expected_from_labels(rows, meld_map)
+    sk = df.attrs['skipped']
+    assert len(sk) == 1 and 'dia99999_utt0' in sk['path'].iloc[0] and 'no such audio file' in sk['reason'].iloc[0]
+    assert df['speaker'].str.startswith('spk').all()
+
+
+@needs_listings
+def test_listing_meld_generic_table(tmp_path):
+    rows = read_labels('meld_labels.csv')
+    root = touch(tmp_path / 'meld', [r['path'] for r in rows])
+    shutil.copy(LISTINGS / 'meld_labels.csv', root / 'labels.csv')
+    df = scan(root, 'meld')
+    assert len(df) == 13706 and df.attrs['skipped'].empty
+    assert (df['label'] == 'happiness').sum() == sum(r['emotion'] == 'joy' for r in rows)
+
+
+@needs_listings
+def test_listing_resd_publisher_tables(tmp_path):
+    rows = read_labels('resd_labels.csv')
+    root = touch(tmp_path / 'resd', lines('resd.txt'))
+    for split in ('train', 'test'):
+        sub = [r for r in rows if r['split'] == split]
+        pd.DataFrame({'name': [Path(r['path']).stem for r in sub], 'path': [r['path'] for r in sub],
+                      'emotion': [r['emotion'] for r in sub]}).to_csv(root / f'{split}.csv', index=False)
+    df = scan(root, 'resd')
+    assert df.attrs['skipped'].empty and len(df) == 1396
+    resd_map = {'anger': 'anger', 'disgust': 'disgust', 'fear': 'fear', 'happiness': 'happiness',
+                'neutral': 'neutral', 'sadness': 'sadness'}             # enthusiasm -> other
+    assert collections.Counter(df['label']) == _expected_from_labels(rows, resd_map)
+    assert (df['label'] == 'other').sum() == sum(r['emotion'] == 'enthusiasm' for r in rows)
+    # without any table, the role letter in the name gives the same labels
+    for split in ('train', 'test'): (root / f'{split}.csv').unlink()
+    by_name = scan(root, 'resd')
+    assert by_name.attrs['source'] == 'names and folders'
+    assert by_name['label'].tolist() == df['label'].tolist()
+
+
+@needs_listings
+def test_listing_eekk_textgrids(tmp_path):
+    rows = read_labels('eekk_labels.csv')
+    root = touch(tmp_path / 'eekk', [r['file'] for r in rows])
+    for r in rows:
+        (root / r['file']).with_suffix('.TextGrid').write_text(
+            'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = 1\ntiers? <exists>\nsize = 1\n'
+            'item []:\n    item [1]:\n        class = "IntervalTier"\n        name = "emotion"\n        xmin = 0\n'
+            f'        xmax = 1\n        intervals: size = 1\n        intervals [1]:\n            xmin = 0\n'
+            f'            xmax = 1\n            text = "{r["emotion"]}"\n', encoding='utf-8')
+    df = scan(root, 'eekk')
+    eekk_map = {'anger': 'anger', 'joy': 'happiness', 'sadness': 'sadness', 'neutral': 'neutral'}
+    assert len(df) == len(rows) == 1164 and df.attrs['skipped'].empty
+    assert collections.Counter(df['label']) == _expected_from_labels(rows, eekk_map)
+
+
+@needs_listings
+def test_listing_eekk_csv_table(tmp_path):
+    rows = read_labels('eekk_labels.csv')
+    root = touch(tmp_path / 'eekk', [r['file'] for r in rows])
+    shutil.copy(LISTINGS / 'eekk_labels.csv', root / 'ekorpus.csv')
+    df = scan(root, 'EEKK')
+    assert len(df) == 1164 and df.attrs['skipped'].empty
+    assert (df['label'] == 'happiness').sum() == sum(r['emotion'] == 'joy' for r in rows)
+
+
+@needs_listings
+def test_listing_cafe_unicode_variants(tmp_path):
+    rels = lines('cafe.txt')
+    nfd = touch(tmp_path / 'nfd', [unicodedata.normalize('NFD', r) for r in rels])
+    mojibake = touch(tmp_path / 'moji', [r.replace('Colère', 'ColŠre').replace('Dégoût', 'D‚go–t') for r in rels])
+    ref = scan(touch(tmp_path / 'nfc', rels), 'cafe')['label'].value_counts()
+    for root in (nfd, mojibake):
+        df = scan(root, 'CaFE')
+        assert df.attrs['skipped'].empty and len(df) == 936
+        assert df['label'].value_counts().equals(ref)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hand-made fixtures (no ../shared needed)
+# ---------------------------------------------------------------------------------------------------------------
+EXPECTED = pd.read_csv(FIXTURES / 'expected.csv', dtype=str, keep_default_na=False)
+
+
+@pytest.mark.parametrize('corpus', CORPORA)
+def test_fixture(corpus):
+    exp = EXPECTED[EXPECTED['corpus'] == corpus]
+    assert len(exp), f'no fixture for {corpus}'
+    df = scan(FIXTURES / corpus, corpus)
+    ok = exp[exp['label'] != 'SKIP'].sort_values('relpath').reset_index(drop=True)
+    got = df.sort_values('relpath').reset_index(drop=True)
+    assert [unicodedata.normalize('NFC', r) for r in got['relpath']] == ok['relpath'].tolist()
+    assert got['raw_label'].tolist() == ok['raw_label'].tolist()
+    assert got['label'].tolist() == ok['label'].tolist()
+    assert got['speaker'].tolist() == ok['speaker'].tolist()
+    skips = exp[exp['label'] == 'SKIP']['relpath']
+    sk = df.attrs['skipped']
+    assert len(sk) == len(skips), sk
+    for s in skips: assert sk['path'].str.contains(s, regex=False).any(), (s, sk)
+
+
+def test_fixture_root_finds_all_corpora():
+    manifest, skipped = scan_root(FIXTURES)
+    assert sorted(manifest['corpus'].unique()) == sorted(CORPORA)
+    assert manifest.attrs['missing'] == []
+    assert len(manifest) == (EXPECTED['label'] != 'SKIP').sum()
+    assert len(skipped) == (EXPECTED['label'] == 'SKIP').sum()
+    assert not manifest['synthetic'].any() and set(manifest['label']) <= set(CLASSES)
+
+
+def _xlsx(path: Path, rows):
+    "A minimal .xlsx written by hand (shared strings + one sheet), to test the reader without openpyxl."
+    strings = sorted({str(v) for r in rows for v in r if not isinstance(v, int)})
+    idx = {s: i for i, s in enumerate(strings)}
+    def cell(ci, ri, v):
+        ref = f'{chr(65 + ci)}{ri + 1}'
+        return (f'<c r="{ref}"><v>{v}</v></c>' if isinstance(v, int) else f'<c r="{ref}" t="s"><v>{idx[str(v)]}</v></c>')
+    sheet = ''.join(f'<row r="{ri + 1}">' + ''.join(cell(ci, ri, v) for ci, v in enumerate(r)) + '</row>'
+                    for ri, r in enumerate(rows))
+    ns = 'http://schemas.openxmlformats.org/spreadsheetml/2006/main'
+    with zipfile.ZipFile(path, 'w') as z:
+        z.writestr('xl/sharedStrings.xml', f'<sst xmlns="{ns}">' + ''.join(f'<si><t>{s}</t></si>' for s in strings) + '</sst>')
+        z.writestr('xl/worksheets/sheet1.xml', f'<worksheet xmlns="{ns}"><sheetData>{sheet}</sheetData></worksheet>')
+
+
+def test_baum_xlsx_and_acted_codes(tmp_path):
+    root = touch(tmp_path / 'baum', ['BAUM1a_MP4_all/S005/S005_010.mp4', 'BAUM1a_MP4_all/S005/S005_011.mp4',
+                                     'BAUM1s_MP4 - All/S001/S001_001.mp4'])
+    _xlsx(root / 'Annotations_BAUM1a.xlsx', [['Clip', 'Code'], ['S005_010', 2], ['S005_011', 6]])   # codes only
+    _xlsx(root / 'Annotations_BAUM1s.xlsx', [['Clip', 'Emotion', 'Code'], ['S001_001', 'Neutral', 9]])
+    assert read_xlsx(root / 'Annotations_BAUM1a.xlsx')[0].values.tolist() == [['S005_010', '2'], ['S005_011', '6']]
+    df = scan(root, 'BAUM-1')
+    assert df.attrs['skipped'].empty
+    assert dict(zip(df['relpath'].str[-12:], df['raw_label'])) == {
+        'S005_010.mp4': 'boredom', 'S005_011.mp4': 'interest', 'S001_001.mp4': 'neutral'}
+    assert df['label'].tolist() == ['sadness', 'other', 'neutral'] and df['speaker'].tolist() == ['S005', 'S005', 'S001']
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------------------------
+def test_missing_empty_and_audio_free_folders(tmp_path):
+    with pytest.raises(SerevalError, match='does not exist'): scan(tmp_path / 'nope', 'emodb')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(SerevalError, match='is empty'): scan(tmp_path / 'empty', 'emodb')
+    touch(tmp_path / 'docs', ['README.txt'])
+    with pytest.raises(SerevalError, match='no audio files'): scan(tmp_path / 'docs', 'emodb')
+    (tmp_path / 'file.wav').touch()
+    with pytest.raises(SerevalError, match='not a folder'): scan(tmp_path / 'file.wav', 'emodb')
+    with pytest.raises(SerevalError, match='unknown corpus'): scan(tmp_path, 'iemocap')
+    with pytest.raises(SerevalError, match='does not exist'): scan_root(tmp_path / 'nope')
+    with pytest.raises(SerevalError, match='no corpus folder'): scan_root(tmp_path / 'empty')
+
+
+def test_non_matching_files_are_reported(tmp_path):
+    root = touch(tmp_path / 'shemo', ['female/F01A01.wav', 'female/F01X01.wav', 'female/notes.wav',
+                                      'male/clip.xyz', '.DS_Store', 'male/README.md'])
+    df = scan(root, 'shemo')
+    assert len(df) == 1
+    reasons = dict(zip(df.attrs['skipped']['path'].map(lambda p: Path(p).name), df.attrs['skipped']['reason']))
+    assert set(reasons) == {'F01X01.wav', 'notes.wav', 'clip.xyz'}
+    assert 'unknown ShEMO label' in reasons['F01X01.wav'] and 'naming scheme' in reasons['notes.wav']
+    assert 'not an audio file' in reasons['clip.xyz']
+    assert df.attrs['ignored'] == 2
+
+
+def test_metadata_rows_and_unlisted_files(tmp_path):
+    root = touch(tmp_path / 'resd', ['train/01_a_b/01_a_b a_001.wav', 'train/stray.wav'])
+    (root / 'train.csv').write_text('name,path,emotion\nx,01_a_b/01_a_b a_001.wav,anger\ny,02_c_d/02_c_d n_001.wav,neutral\n')
+    df = scan(root, 'resd')
+    assert df['label'].tolist() == ['anger']
+    reasons = sorted(df.attrs['skipped']['reason'])
+    assert len(reasons) == 2 and 'not listed' in reasons[0] and 'no such audio file' in reasons[1]
+
+
+def test_meld_table_without_required_columns(tmp_path):
+    root = touch(tmp_path / 'meld', ['train_splits/dia0_utt0.mp4'])
+    (root / 'train_sent_emo.csv').write_text('Speaker,Emotion\nRoss,joy\n')
+    with pytest.raises(SerevalError, match='Dialogue_ID'): scan(root, 'meld')
+
+
+def test_cafe_renamed_files_in_mangled_folders(tmp_path):
+    names = {'Colère': 'anger', unicodedata.normalize('NFD', 'Dégoût'): 'disgust', 'ColКre': 'anger',
+             'D‚go–t': 'disgust', 'Tristesse': 'sadness'}
+    root = tmp_path / 'cafe'
+    for i, folder in enumerate(names): touch(root / f'v{i}', [f'{folder}/Fort/take{i}.wav'])
+    raw = os.fsencode(root) + b'/raw/D\x82go\x96t/Fort/take.wav'          # CP850 bytes, not UTF-8
+    os.makedirs(os.path.dirname(raw)); open(raw, 'wb').close()
+    df = scan(root, 'cafe')
+    assert len(df) == 5 and sorted(df['label']) == sorted(names.values())
+    sk = df.attrs['skipped']                                               # undecodable path: reported, not dropped
+    assert len(sk) == 1 and 'not valid UTF-8' in sk['reason'].iloc[0]
+
+
+def test_lookup_variants():
+    vocab = {'colère': 'anger', 'dégoût': 'disgust'}
+    for v in ['Colère', unicodedata.normalize('NFD', 'Colère'), 'ColŠre', 'ColКre', 'COLERE']:
+        assert lookup(v, vocab) == 'colère'
+    assert lookup('Joie', vocab) is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry, clusters, priors, manifests, root description
+# ---------------------------------------------------------------------------------------------------------------
+def test_registry():
+    assert tuple(RECIPES) == CORPORA and len(CORPORA) == 19
+    for alias, name in [('EmoDB', 'emodb'), ('BAUM-1', 'baum'), ("eNTERFACE'05", 'enterface'),
+                        ('Thorsten-emotional', 'thorsten'), ('ShEMO', 'shemo'), ('CASIA', 'casia')]:
+        assert get_recipe(alias).name == name
+    for r in RECIPES.values():
+        assert set(r.label_map.values()) <= set(CLASSES) and r.language and r.layout
+
+
+def test_clusters_and_pairs(tmp_path):
+    assert sum(map(len, CLUSTERS.values())) == 13
+    pairs = ood_pairs(CLUSTERS, CORPORA)
+    assert len(pairs) == 2 + 72 + 2 and ('emodb', 'resd') in pairs and ('emodb', 'emovo') not in pairs
+    assert load_clusters(tmp_path) == CLUSTERS
+    (tmp_path / 'sereval_corpora.json').write_text(json.dumps({'corpora': [], 'clusters': {'c': ['a', 'b']}}))
+    assert load_clusters(tmp_path) == {'c': ('a', 'b')}
+
+
+def test_class_priors_computed():
+    df = scan(FIXTURES / 'emodb', 'emodb')
+    p = class_priors(df)
+    assert p.shape == (8,) and np.isclose(p.sum(), 1) and p[CLASSES.index('surprise')] == 0
+    assert np.allclose(p[[CLASSES.index(c) for c in ('anger', 'happiness', 'sadness')]], 1 / 3)
+    with pytest.raises(SerevalError): class_priors(['joy'])
+
+
+def test_root_description(tmp_path):
+    shutil.copytree(FIXTURES / 'emodb', tmp_path / 'demo_de')
+    shutil.copytree(FIXTURES / 'urdu', tmp_path / 'demo_ur')
+    (tmp_path / 'sereval_corpora.json').write_text(json.dumps({
+        'corpora': [{'name': 'demo_de', 'recipe': 'emodb', 'folder': 'demo_de', 'language': 'Synthetic German',
+                     'synthetic': True},
+                    {'name': 'demo_ur', 'recipe': 'URDU', 'folder': 'demo_ur', 'synthetic': True}],
+        'clusters': {'demo': ['demo_de', 'demo_ur']}}))
+    manifest, skipped = scan_root(tmp_path)
+    assert sorted(manifest['corpus'].unique()) == ['demo_de', 'demo_ur'] and manifest['synthetic'].all()
+    assert set(manifest[manifest['corpus'] == 'demo_de']['language']) == {'Synthetic German'}
+    assert ood_pairs(load_clusters(tmp_path), manifest['corpus'].unique()) == [('demo_de', 'demo_ur'), ('demo_ur', 'demo_de')]
+    only, _ = scan_root(tmp_path, corpora=['demo_ur'])
+    assert set(only['corpus']) == {'demo_ur'}
+    with pytest.raises(SerevalError, match='not described'): scan_root(tmp_path, corpora=['emovo'])
+
+
+def test_manifest_roundtrip(tmp_path):
+    manifest, _ = scan_root(FIXTURES, corpora=['cafe', 'aesdd'])
+    for name in ('m.csv', 'm.parquet'):
+        back = read_manifest(write_manifest(manifest, tmp_path / name))
+        assert back['speaker'].tolist() == manifest['speaker'].tolist()     # '01' stays text
+        assert back['synthetic'].dtype == bool
+        assert list(back.columns) == list(manifest.columns)
+    with pytest.raises(SerevalError, match='.csv or .parquet'): write_manifest(manifest, tmp_path / 'm.json')
+    with pytest.raises(SerevalError, match='does not exist'): read_manifest(tmp_path / 'none.csv')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------------------
+def test_scan_command_all(tmp_path, capsys):
+    assert scan_command([str(FIXTURES), '--out', str(tmp_path / 'all.parquet')]) == 0
+    out = capsys.readouterr().out
+    assert 'emodb: 3 clips, 2 speakers' in out and 'skipped 1 files' in out and 'no such audio file' in out
+    assert len(read_manifest(tmp_path / 'all.parquet')) == (EXPECTED['label'] != 'SKIP').sum()
+
+
+def test_scan_command_corpus_folder_and_dir_out(tmp_path, capsys):
+    shutil.copytree(FIXTURES / 'emovo', tmp_path / 'data' / 'my emovo copy')
+    shutil.copytree(FIXTURES / 'shemo', tmp_path / 'data' / 'ShEMO')
+    rc = scan_command([str(tmp_path / 'data'), '--corpus', 'emovo', 'shemo', '--folder', 'EMOVO=my emovo copy',
+                       '--out', str(tmp_path / 'results')])
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path / 'results' / 'manifests').iterdir()) == ['emovo.parquet', 'shemo.parquet']
+    assert 'emovo: 2 clips' in capsys.readouterr().out
+
+
+def test_scan_command_errors_via_cli(tmp_path, capsys):
+    assert cli_main(['scan', str(tmp_path / 'missing')]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+    assert cli_main(['scan', str(FIXTURES), '--corpus', 'iemocap']) == 2
+    assert 'unknown corpus' in capsys.readouterr().err
+    assert cli_main(['scan', str(FIXTURES), '--folder', 'emodb']) == 2
+    assert 'NAME=DIR' in capsys.readouterr().err
+    (tmp_path / 'root').mkdir()
+    assert cli_main(['scan', str(tmp_path / 'root'), '--corpus', 'casia']) == 2
+    assert '--folder casia=DIR' in capsys.readouterr().err
+    assert cli_main(['scan', str(FIXTURES), '--corpus', 'emodb', '--out', str(tmp_path / 'x.json')]) == 2
