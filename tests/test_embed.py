@@ -1,0 +1,177 @@
+"""Extraction into the store: interruption (injected failure, SIGKILL), resume, changed audio, unreadable clips."""
+import math, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from sereval.audio import load_audio
+from sereval.backbones import get_backbone, Encoder
+from sereval.corpora import scan_root, write_manifest
+from sereval.embed import embed_corpus, embed_command
+from sereval.store import open_store, store_dir, FRAMES
+from sereval.synth import make_demo, DEMO_CORPORA
+
+BACKBONE = 'whisper-logmel'
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    root = make_demo(tmp_path_factory.mktemp('demo') / 'data', size=0.15, progress=False,
+                     corpora=[c for c in DEMO_CORPORA if c.name in ('demo-emodb', 'demo-emovo')])
+    manifest, _ = scan_root(root)
+    return root, manifest
+
+
+@pytest.fixture(scope='module')
+def encoder():
+    return get_backbone(BACKBONE)
+
+
+def copy_corpus(manifest, dest):
+    "A private copy of the demo files (tests modify them), with the manifest pointing at it."
+    rows = []
+    for r in manifest.to_dict('records'):
+        p = Path(dest) / r['corpus'] / r['relpath']; p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(Path(r['path']).read_bytes())
+        rows.append({**r, 'path': str(p)})
+    return pd.DataFrame(rows)
+
+
+def check_store(store_root, manifest, enc, name=BACKBONE, skipped=()):
+    "Every readable clip exactly once, with the frames a direct encoding gives, and no stray bytes."
+    for corpus, m in manifest.groupby('corpus'):
+        st = open_store(store_root, name, corpus)
+        assert st.complete
+        want = sorted(set(m['relpath']) - set(skipped))
+        assert sorted(st.index['clip_id']) == want                   # each clip exactly once
+        assert not st.index['clip_id'].duplicated().any()
+        size = (st.folder / FRAMES).stat().st_size
+        assert size == int(st.index['n_frames'].sum()) * st.dim * 2  # no hole, no torn tail
+        ends = (st.index['start'] + st.index['n_frames']).to_numpy()
+        assert (np.sort(st.index['start'].to_numpy())[1:] == np.sort(ends)[:-1]).all()  # contiguous, no overlap
+        for r in st.index.itertuples():
+            ref = enc.encode([load_audio(r.path, sr=enc.sample_rate)])[0]
+            got = st.clip_by_id(r.clip_id).astype(np.float32)
+            assert got.shape == ref.shape, r.clip_id
+            np.testing.assert_allclose(got, ref, rtol=2e-3, atol=2e-3 * (np.abs(ref).max() + 1e-6))
+
+
+class Boom(Exception):
+    pass
+
+
+class FailingEncoder(Encoder):
+    "Delegates to a real encoder and raises after `after` encode calls (an injected crash)."
+    def __init__(self, inner, after):
+        self.inner, self.after, self.calls = inner, after, 0
+        self.name, self.dim, self.frame_rate, self.sample_rate = inner.name, inner.dim, inner.frame_rate, inner.sample_rate
+        self.batch_size, self.device = 2, 'cpu'
+
+    def encode(self, waves, batch_size=None):
+        self.calls += 1
+        if self.calls > self.after: raise Boom('injected failure')
+        return self.inner.encode(waves)
+
+
+def test_injected_failure_then_resume(demo, encoder, tmp_path):
+    _, manifest = demo
+    store = tmp_path / 'emb'
+    with pytest.raises(Boom):
+        embed_corpus(manifest, FailingEncoder(encoder, after=3), store, commit_every=3, chunk=4, progress=False)
+    first = sorted(manifest['corpus'].unique())[0]
+    part = open_store(store, BACKBONE, first)
+    assert 0 < len(part) < (manifest['corpus'] == first).sum() and not part.complete
+    s = embed_corpus(manifest, encoder, store, progress=False)
+    assert int(s['reused'].sum()) == len(part)                        # committed clips are not recomputed
+    assert int(s['clips'].sum()) == len(manifest)
+    check_store(store, manifest, encoder)
+
+
+SLOW_SCRIPT = textwrap.dedent('''
+    import sys, time
+    import pandas as pd
+    from sereval.backbones import get_backbone
+    from sereval.embed import embed_corpus
+    enc = get_backbone(sys.argv[3])
+    orig = enc.encode
+    def slow(waves, batch_size=None):
+        time.sleep(0.15 * len(waves)); return orig(waves, batch_size)
+    enc.encode = slow
+    embed_corpus(pd.read_parquet(sys.argv[1]), enc, sys.argv[2], commit_every=1, chunk=2, progress=False)
+    print('DONE')
+''')
+
+
+def n_committed(store, corpora):
+    n = 0
+    for c in corpora:
+        try: n += len(open_store(store, BACKBONE, c))
+        except Exception: pass
+    return n
+
+
+def test_sigkill_then_resume(demo, encoder, tmp_path):
+    _, manifest = demo
+    mf = write_manifest(manifest, tmp_path / 'manifest.parquet')
+    script = tmp_path / 'slow_embed.py'; script.write_text(SLOW_SCRIPT)
+    store = tmp_path / 'emb'
+    corpora = sorted(manifest['corpus'].unique())
+    for target in (3, 9):                         # kill twice, at different points, then let it finish
+        proc = subprocess.Popen([sys.executable, str(script), str(mf), str(store), BACKBONE],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        t0 = time.time()
+        while n_committed(store, corpora) < target and proc.poll() is None and time.time() - t0 < 120:
+            time.sleep(0.02)
+        time.sleep(np.random.default_rng(target).uniform(0, 0.15))   # land anywhere, also inside a commit
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGKILL); proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        assert n_committed(store, corpora) >= target
+    s = embed_corpus(manifest, encoder, store, progress=False)
+    assert int(s['reused'].sum()) >= 9
+    check_store(store, manifest, encoder)
+
+
+def test_changed_and_unreadable(demo, encoder, tmp_path, capsys):
+    _, manifest = demo
+    manifest = copy_corpus(manifest, tmp_path / 'data')
+    store = tmp_path / 'emb'
+    embed_corpus(manifest, encoder, store, progress=False)
+    check_store(store, manifest, encoder)
+    # one file changes (shorter), one becomes unreadable, one is removed from the manifest
+    changed, broken = manifest.path[1], manifest.path[2]
+    x, sr = sf.read(changed, dtype='float32'); sf.write(changed, x[: len(x) // 3], sr)
+    Path(broken).write_bytes(b'not audio at all')
+    gone = manifest.relpath[3]
+    m2 = manifest.drop(index=3).reset_index(drop=True)
+    s = embed_corpus(m2, encoder, store, progress=False)
+    out = capsys.readouterr().out
+    assert 'skipped 1 clip' in out and broken in out
+    assert int(s['embedded'].sum()) == 1
+    bad_rel = manifest.relpath[2]
+    check_store(store, m2, encoder, skipped=[bad_rel])
+    st = open_store(store, BACKBONE, manifest.corpus[2])
+    assert st.meta['n_skipped'] == 1 and st.meta['skipped'][0]['path'] == broken
+    assert gone not in set(st.index['clip_id'])
+    row = open_store(store, BACKBONE, manifest.corpus[1]).index.set_index('path').loc[changed]
+    assert row.n_frames == math.ceil(len(x) // 3 / 320)
+
+
+def test_embed_command(demo, tmp_path):
+    root, manifest = demo
+    out = tmp_path / 'out'
+    r = subprocess.run(['sereval', 'embed', '--backbone', BACKBONE, '--data-root', str(root), '--out', str(out),
+                        '--corpus', 'demo-emodb', '--no-progress'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (out / 'manifests' / 'demo-emodb.parquet').exists()
+    st = open_store(out / 'embeddings', BACKBONE, 'demo-emodb')
+    assert len(st) == (manifest.corpus == 'demo-emodb').sum() and st.complete
+    # from the written manifests instead of the data root: nothing left to do
+    assert embed_command(['--backbone', BACKBONE, '--manifest', str(out / 'manifests'), '--out', str(out),
+                          '--no-progress']) == 0
+    r = subprocess.run(['sereval', 'embed', '--backbone', BACKBONE, '--data-root', str(tmp_path / 'nope'),
+                        '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and 'does not exist' in r.stderr
