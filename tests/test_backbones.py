@@ -161,3 +161,22 @@ def test_registry_and_errors(tmp_path):
     (tmp_path / 'x.txt').write_text('hi')
     with pytest.raises(SerevalError, match='not an openai-whisper'):
         get_backbone(str(tmp_path / 'x.txt'))
+
+
+@pytest.mark.parametrize('fusion', [False, True])
+def test_clap_audio_tower(tmp_path, fusion):
+    import transformers as T
+    torch.manual_seed(0)
+    audio = T.ClapAudioConfig(hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1, 1, 1],
+                              num_attention_heads=[1, 1, 1, 1], projection_dim=16, enable_fusion=fusion)
+    text = T.ClapTextConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
+                            intermediate_size=16, projection_dim=16)
+    model = T.ClapModel(T.ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
+    d = _save(tmp_path, 'clap', model, T.ClapFeatureExtractor())
+    enc = get_backbone(str(d), device='cpu')
+    assert enc.model_type == 'clap' and enc.sample_rate == 48000 and enc.dim == 16 * 2 ** 3  # patch size x 2^(stages-1), 768 for the real model
+    assert enc.frame_rate == pytest.approx(3.2)
+    waves = [wave(s, i, sr=48000) for i, s in enumerate([3.0, 12.5])]
+    feats = check_batch_vs_single(enc, waves)
+    # 32 frames per 10 s window, trimmed to the frames covering the audio
+    assert [len(f) for f in feats] == [math.ceil(32 * 0.3), 32 + math.ceil(32 * 0.25)]
