@@ -9,7 +9,8 @@ import pytest
 
 from sereval.cli import main as cli_main
 from sereval.corpora import (CLUSTERS, CORPORA, RECIPES, class_priors, get_recipe, load_clusters, lookup, ood_pairs,
-                             read_manifest, read_xlsx, scan, scan_command, scan_root, write_manifest)
+                             read_manifest, read_xlsx, scan, scan_command, scan_listing, scan_root,
+                             write_manifest)
 from sereval.errors import SerevalError
 from sereval.taxonomy import CLASSES
 
@@ -20,11 +21,15 @@ needs_listings = pytest.mark.skipif(not LISTINGS.is_dir(), reason='../shared/cor
 
 
 def touch(root: Path, rels):
+    "Empty placeholder files at `root/rel` for every rel."
+    made = set()
     for rel in rels:
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()
-    return root
+        p = os.path.join(root, rel)
+        d = os.path.dirname(p)
+        if d not in made:
+            os.makedirs(d, exist_ok=True); made.add(d)
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+    return Path(root)
 
 
 def lines(name):
@@ -72,11 +77,20 @@ RULES = {
 }
 
 
+MAX_ON_DISK = 1500   # placeholder files per corpus on disk; bigger listings are checked in full by scan_listing
+
+
+def on_disk(rels):
+    "A deterministic subset of at most MAX_ON_DISK paths (every k-th), for the placeholder tree."
+    k = max(1, -(-len(rels) // MAX_ON_DISK))
+    return rels[::k]
+
+
 @pytest.fixture(scope='module')
 def listing_root(tmp_path_factory):
     if not LISTINGS.is_dir(): pytest.skip('../shared/corpus_listings is not available')
     root = tmp_path_factory.mktemp('listings')
-    for corpus, (name, _) in RULES.items(): touch(root / corpus, lines(name))
+    for corpus, (name, _) in RULES.items(): touch(root / corpus, on_disk(lines(name)))
     return root
 
 
@@ -85,8 +99,14 @@ def listing_root(tmp_path_factory):
 def test_listing_parses_every_file(listing_root, corpus):
     name, rule = RULES[corpus]
     rels = lines(name)
-    df = scan(listing_root / corpus, corpus)
+    df = scan_listing(rels, corpus, listing_root / corpus)                 # every real file, by name
     assert df.attrs['skipped'].empty, df.attrs['skipped'].head()
+    disk = scan(listing_root / corpus, corpus)                             # the same recipe on a placeholder tree
+    assert disk.attrs['skipped'].empty, disk.attrs['skipped'].head()
+    assert len(disk) == len(on_disk(rels))
+    sub = df.set_index('relpath').loc[disk['relpath']]
+    assert disk['label'].tolist() == sub['label'].tolist() and disk['speaker'].tolist() == sub['speaker'].tolist()
+    assert disk['path'].tolist() == sub['path'].tolist()
     assert len(df) == len(rels) == len(set(rels))
     got = dict(zip(df['relpath'], df['label']))
     expected = {r: rule(r) for r in rels}
@@ -97,29 +117,34 @@ def test_listing_parses_every_file(listing_root, corpus):
     assert df['path'].map(os.path.isabs).all()
 
 
+def listed(corpus):
+    "Manifest of a whole real listing, parsed by name."
+    return scan_listing(lines(RULES[get_recipe(corpus).name][0]), corpus, '/corpora/' + corpus)
+
+
 @needs_listings
-def test_listing_hard_facts(listing_root):
-    emodb = scan(listing_root / 'emodb', 'EmoDB')
+def test_listing_hard_facts():
+    emodb = listed('EmoDB')
     counts = emodb['label'].value_counts()
     assert len(emodb) == 535 and counts['sadness'] == 143 and counts['anger'] == 127
     assert emodb['speaker'].nunique() == 10
     assert (emodb['raw_label'] == 'l').sum() == 81                         # boredom clips, mapped to sadness
-    shemo = scan(listing_root / 'shemo', 'shemo')
+    shemo = listed('shemo')
     assert (shemo['label'] == 'other').sum() == 38                           # ShEMO fear -> other, as in the paper
     assert shemo['speaker'].nunique() == 87
-    mead = scan(listing_root / 'mead', 'mead')
+    mead = listed('mead')
     assert len(mead) == 31729 and mead['speaker'].nunique() == 48
     assert (mead['label'] == 'disgust').sum() == 4215 + 4284                 # contempt + disgusted
-    thorsten = scan(listing_root / 'thorsten', 'thorsten')
+    thorsten = listed('thorsten')
     assert (thorsten['label'] == 'other').sum() == 899                       # drunk, sleepy, whisper
-    enterface = scan(listing_root / 'enterface', 'enterface')
+    enterface = listed('enterface')
     subjects = {r.split('/')[0] for r in lines('enterface.txt')}
     assert enterface['speaker'].nunique() == len(subjects)
     assert (enterface[enterface['relpath'].str.startswith('subject 11/')]['speaker'] == 's11').all()
-    subesco = scan(listing_root / 'subesco', 'subesco')
+    subesco = listed('subesco')
     assert subesco['speaker'].nunique() == 20
     assert 'F_02_MONIKA_S_2_SURPRISE_3].wav' in set(subesco['relpath'])
-    aesdd = scan(listing_root / 'aesdd', 'aesdd')
+    aesdd = listed('aesdd')
     assert sorted(aesdd['speaker'].unique()) == ['1', '2', '3', '4', '5', '6']   # '(01)' is actor 1
 
 
@@ -127,10 +152,16 @@ def _expected_from_labels(rows, mapping):
     return collections.Counter(mapping.get(r['emotion'].strip().lower(), 'other') for r in rows)
 
 
-@needs_listings
-def test_listing_meld_publisher_tables(tmp_path):
+@pytest.fixture(scope='module')
+def meld_tree(tmp_path_factory):
+    if not LISTINGS.is_dir(): pytest.skip('../shared/corpus_listings is not available')
     rows = read_labels('meld_labels.csv')
-    root = touch(tmp_path / 'meld', [r['path'] for r in rows])
+    return touch(tmp_path_factory.mktemp('meld_tree') / 'meld', [r['path'] for r in rows]), rows
+
+
+@needs_listings
+def test_listing_meld_publisher_tables(meld_tree):
+    root, rows = meld_tree
     split_of = {'dev_splits_complete': 'dev', 'output_repeated_splits_test': 'test', 'train': 'train'}
     tables = collections.defaultdict(list)
     for i, r in enumerate(rows):
@@ -142,7 +173,9 @@ def test_listing_meld_publisher_tables(tmp_path):
                             'Dialogue_ID': '99999', 'Utterance_ID': '0'})   # a row without its clip
     for split, t in tables.items():
         pd.DataFrame(t).to_csv(root / f'{split}_sent_emo.csv', index=False)
-    df = scan(root, 'MELD')
+    try: df = scan(root, 'MELD')
+    finally:
+        for split in tables: (root / f'{split}_sent_emo.csv').unlink()
     meld_map = {'joy': 'happiness', 'neutral': 'neutral', 'surprise': 'surprise', 'anger': 'anger',
                 'sadness': 'sadness', 'disgust': 'disgust', 'fear': 'fear'}
     assert len(df) == len(rows) == 13706
@@ -153,11 +186,11 @@ def test_listing_meld_publisher_tables(tmp_path):
 
 
 @needs_listings
-def test_listing_meld_generic_table(tmp_path):
-    rows = read_labels('meld_labels.csv')
-    root = touch(tmp_path / 'meld', [r['path'] for r in rows])
+def test_listing_meld_generic_table(meld_tree):
+    root, rows = meld_tree
     shutil.copy(LISTINGS / 'meld_labels.csv', root / 'labels.csv')
-    df = scan(root, 'meld')
+    try: df = scan(root, 'meld')
+    finally: (root / 'labels.csv').unlink()
     assert len(df) == 13706 and df.attrs['skipped'].empty
     assert (df['label'] == 'happiness').sum() == sum(r['emotion'] == 'joy' for r in rows)
 
