@@ -387,6 +387,8 @@ def test_registry():
         assert get_recipe(alias).name == name
     for r in RECIPES.values():
         assert set(r.label_map.values()) <= set(CLASSES) and r.language and r.layout
+        assert r.layout in r.__doc__ and r.language in r.__doc__ and 'Raw label -> class' in r.__doc__
+    assert 'contempt' in get_recipe('MEAD').__doc__ and 'f -> other' in get_recipe('shemo').__doc__
 
 
 def test_clusters_and_pairs(tmp_path):
