@@ -467,3 +467,10 @@ def test_scan_command_errors_via_cli(tmp_path, capsys):
     assert cli_main(['scan', str(tmp_path / 'root'), '--corpus', 'casia']) == 2
     assert '--folder casia=DIR' in capsys.readouterr().err
     assert cli_main(['scan', str(FIXTURES), '--corpus', 'emodb', '--out', str(tmp_path / 'x.json')]) == 2
+
+
+def test_masc_variants(tmp_path):
+    root = touch(tmp_path / 'masc', ['data/015/ela/3.wav', 'data/016/016_panic_12.wav', 'data/017/x.wav'])
+    df = scan(root, 'MASC')
+    assert df[['label', 'speaker']].values.tolist() == [['happiness', '015'], ['fear', '016']]
+    assert len(df.attrs['skipped']) == 1
