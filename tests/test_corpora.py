@@ -336,10 +336,18 @@ def test_non_matching_files_are_reported(tmp_path):
     df = scan(root, 'shemo')
     assert len(df) == 1
     reasons = dict(zip(df.attrs['skipped']['path'].map(lambda p: Path(p).name), df.attrs['skipped']['reason']))
-    assert set(reasons) == {'F01X01.wav', 'notes.wav', 'clip.xyz'}
+    assert set(reasons) == {'F01X01.wav', 'notes.wav'}
     assert 'unknown ShEMO label' in reasons['F01X01.wav'] and 'naming scheme' in reasons['notes.wav']
-    assert 'not an audio file' in reasons['clip.xyz']
-    assert df.attrs['ignored'] == 2
+    assert df.attrs['ignored'] == {'.xyz': 1, 'hidden': 1, '.md': 1}          # counted, reported by sereval scan
+
+
+def test_single_corpus_root_hint(tmp_path, capsys):
+    shutil.copytree(FIXTURES / 'emodb', tmp_path / 'emodb_copy')
+    with pytest.raises(SerevalError, match='--folder NAME=.'): scan_root(tmp_path / 'emodb_copy')
+    assert scan_command([str(tmp_path / 'emodb_copy'), '--corpus', 'emodb', '--folder', 'emodb=.']) == 0
+    for n in ['03a01Fa.lablaut', '03a01Fa.silb']: (tmp_path / 'emodb_copy' / n).touch()
+    assert scan_command([str(tmp_path / 'emodb_copy'), '--corpus', 'emodb', '--folder', 'emodb=.']) == 0
+    assert 'ignored 2 files that are not audio (1 .lablaut, 1 .silb)' in capsys.readouterr().out
 
 
 def test_metadata_rows_and_unlisted_files(tmp_path):
@@ -443,6 +451,7 @@ def test_scan_command_all(tmp_path, capsys):
     assert scan_command([str(FIXTURES), '--out', str(tmp_path / 'all.parquet')]) == 0
     out = capsys.readouterr().out
     assert 'emodb: 3 clips, 2 speakers' in out and 'skipped 1 files' in out and 'no such audio file' in out
+    assert 'ignored 2 files that are not audio (2 .csv)' in out                # MELD's tables
     assert len(read_manifest(tmp_path / 'all.parquet')) == (EXPECTED['label'] != 'SKIP').sum()
 
 
