@@ -175,3 +175,15 @@ def test_embed_command(demo, tmp_path):
     r = subprocess.run(['sereval', 'embed', '--backbone', BACKBONE, '--data-root', str(tmp_path / 'nope'),
                         '--out', str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and 'does not exist' in r.stderr
+
+
+def test_relabel_without_reembedding(demo, encoder, tmp_path):
+    _, manifest = demo
+    m = manifest[manifest.corpus == 'demo-emodb'].reset_index(drop=True)
+    store = tmp_path / 'emb'
+    embed_corpus(m, encoder, store, progress=False)
+    m2 = m.copy(); m2.loc[0, 'label'] = 'surprise'; m2.loc[1, 'speaker'] = 'renamed'
+    s = embed_corpus(m2, encoder, store, progress=False)
+    assert int(s['embedded'].sum()) == 0
+    idx = open_store(store, BACKBONE, 'demo-emodb').index.set_index('clip_id')
+    assert idx.loc[m2.relpath[0], 'label'] == 'surprise' and idx.loc[m2.relpath[1], 'speaker'] == 'renamed'
