@@ -68,7 +68,7 @@ class FailingEncoder(Encoder):
     def __init__(self, inner, after):
         self.inner, self.after, self.calls = inner, after, 0
         self.name, self.dim, self.frame_rate, self.sample_rate = inner.name, inner.dim, inner.frame_rate, inner.sample_rate
-        self.batch_size, self.device = 2, 'cpu'
+        self.batch_size, self.device, self.source = 2, 'cpu', inner.source
 
     def encode(self, waves, batch_size=None):
         self.calls += 1
@@ -187,3 +187,12 @@ def test_relabel_without_reembedding(demo, encoder, tmp_path):
     assert int(s['embedded'].sum()) == 0
     idx = open_store(store, BACKBONE, 'demo-emodb').index.set_index('clip_id')
     assert idx.loc[m2.relpath[0], 'label'] == 'surprise' and idx.loc[m2.relpath[1], 'speaker'] == 'renamed'
+
+
+def test_other_model_same_name_refused(demo, encoder, tmp_path):
+    _, manifest = demo
+    m = manifest[manifest.corpus == 'demo-emodb'].reset_index(drop=True)
+    embed_corpus(m, encoder, tmp_path, progress=False)
+    other = get_backbone('whisper-logmel'); other.source = 'hf:some/other-model'
+    with pytest.raises(Exception, match='holds features of'):
+        embed_corpus(m, other, tmp_path, progress=False)
