@@ -31,6 +31,12 @@ def state(root):
     return {r.clip_id: (r.checksum, st.clip(i).astype(np.float32).round(2).tobytes()) for i, r in enumerate(st.index.itertuples())}
 
 
+def reader_state(root):
+    "What a reader sees without any recovery (no writer has opened the folder since the crash)."
+    st = S.open_store(root, 'bb', 'corpus')
+    return {r.clip_id: (r.checksum, st.clip(i).astype(np.float32).round(2).tobytes()) for i, r in enumerate(st.index.itertuples())}
+
+
 def setup_base(root):
     S.write_store(root, 'bb', 'corpus', [dict(clip_id=f'c{i}', checksum='a') for i in range(4)],
                   [arr(3 + i, i) for i in range(4)], frame_rate=50.0)
@@ -86,7 +92,10 @@ def test_crash_at_every_step(tmp_path, monkeypatch, op):
         with monkeypatch.context() as m:
             Injector(m, at=k)
             with pytest.raises(Crash): op(root)
+        seen_by_reader = reader_state(root)
+        assert seen_by_reader in (before, after), f'a reader after a crash at step {k} of {steps} sees a third state'
         got = state(root)
+        assert got == seen_by_reader or got == after
         assert got in (before, after), f'crash at step {k} of {steps} left a third state'
         seen.add(got == after)
         shutil.rmtree(root)
@@ -127,3 +136,35 @@ def test_writer_rules(tmp_path):
     assert 'pending' in set(S.open_store(tmp_path, 'bb', 'corpus').index.clip_id)
     assert S.open_store(tmp_path, 'bb', 'corpus').complete is False
     w.close()
+
+
+def test_reader_during_writes_and_compactions(tmp_path):
+    "A reader racing a writer that replaces clips and compacts always sees clips whose frames match their index row."
+    import threading
+    S.write_store(tmp_path, 'bb', 'corpus', [dict(clip_id=f'c{i}', checksum='0') for i in range(5)],
+                  [np.zeros((4 + i, DIM), np.float32) for i in range(5)], frame_rate=50.0)
+    stop, errors, reads = threading.Event(), [], [0]
+
+    def reader():
+        while not stop.is_set():
+            try:
+                st = S.open_store(tmp_path, 'bb', 'corpus')
+                for i, r in enumerate(st.index.itertuples()):
+                    a = st.clip(i)
+                    assert len(a) == 4 + int(r.clip_id[1:]) and (a == float(r.checksum)).all(), (r, a[:1])
+                reads[0] += 1
+            except Exception as e:
+                errors.append(repr(e)); stop.set()
+
+    t = threading.Thread(target=reader); t.start()
+    try:
+        for v in range(1, 25):
+            w = S.StoreWriter(tmp_path, 'bb', 'corpus', DIM, 50.0, commit_every=2)
+            for i in range(5):
+                w.add(dict(clip_id=f'c{i}', checksum=str(v)), np.full((4 + i, DIM), float(v), np.float32))
+            w.finish()
+            if stop.is_set(): break
+    finally:
+        stop.set(); t.join()
+    assert not errors, errors[:3]
+    assert reads[0] > 0
