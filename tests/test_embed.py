@@ -15,6 +15,7 @@ from sereval.store import open_store, store_dir, FRAMES
 from sereval.synth import make_demo, DEMO_CORPORA
 
 BACKBONE = 'whisper-logmel'
+SEREVAL = [sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())']   # the console script
 
 
 @pytest.fixture(scope='module')
@@ -163,7 +164,7 @@ def test_changed_and_unreadable(demo, encoder, tmp_path, capsys):
 def test_embed_command(demo, tmp_path):
     root, manifest = demo
     out = tmp_path / 'out'
-    r = subprocess.run(['sereval', 'embed', '--backbone', BACKBONE, '--data-root', str(root), '--out', str(out),
+    r = subprocess.run(SEREVAL + ['embed', '--backbone', BACKBONE, '--data-root', str(root), '--out', str(out),
                         '--corpus', 'demo-emodb', '--no-progress'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (out / 'manifests' / 'demo-emodb.parquet').exists()
@@ -172,7 +173,7 @@ def test_embed_command(demo, tmp_path):
     # from the written manifests instead of the data root: nothing left to do
     assert embed_command(['--backbone', BACKBONE, '--manifest', str(out / 'manifests'), '--out', str(out),
                           '--no-progress']) == 0
-    r = subprocess.run(['sereval', 'embed', '--backbone', BACKBONE, '--data-root', str(tmp_path / 'nope'),
+    r = subprocess.run(SEREVAL + ['embed', '--backbone', BACKBONE, '--data-root', str(tmp_path / 'nope'),
                         '--out', str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and 'does not exist' in r.stderr
 
