@@ -180,3 +180,17 @@ def test_clap_audio_tower(tmp_path, fusion):
     feats = check_batch_vs_single(enc, waves)
     # 32 frames per 10 s window, trimmed to the frames covering the audio
     assert [len(f) for f in feats] == [math.ceil(32 * 0.3), 32 + math.ceil(32 * 0.25)]
+
+
+def test_sample_rate_follows_feature_extractor(tmp_path):
+    "A MERT-like model (24 kHz feature extractor): the encoder reports 24 kHz and 75 frames per second."
+    import transformers as T
+    torch.manual_seed(0)
+    cfg = T.Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                           conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                           feat_extract_norm='layer', do_stable_layer_norm=True)
+    fe = T.Wav2Vec2FeatureExtractor(sampling_rate=24000, return_attention_mask=True, do_normalize=True)
+    enc = get_backbone(str(_save(tmp_path, 'mertlike', T.Wav2Vec2Model(cfg), fe)), device='cpu')
+    assert (enc.sample_rate, enc.frame_rate) == (24000, 75.0)
+    waves = [wave(s, i, sr=24000) for i, s in enumerate([1.0, 0.5])]
+    assert [len(f) for f in enc.encode(waves)] == [conv_frames(len(w)) for w in waves]

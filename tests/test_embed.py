@@ -197,3 +197,21 @@ def test_other_model_same_name_refused(demo, encoder, tmp_path):
     other = get_backbone('whisper-logmel'); other.source = 'hf:some/other-model'
     with pytest.raises(Exception, match='holds features of'):
         embed_corpus(m, other, tmp_path, progress=False)
+
+
+def test_embed_command_with_a_checkpoint_file(demo, tmp_path):
+    "A model file goes through `sereval embed` like a registry name; --name picks the store folder."
+    from sereval.embed import random_whisper_checkpoint
+    root, manifest = demo
+    ckpt = random_whisper_checkpoint(tmp_path / 'w.pt', 'tiny')
+    out = tmp_path / 'out'
+    r = subprocess.run(SEREVAL + ['embed', '--backbone', str(ckpt), '--name', 'my-whisper', '--data-root', str(root),
+                                  '--out', str(out), '--corpus', 'demo-emovo', '--batch-size', '8', '--no-progress'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    st = open_store(out / 'embeddings', 'my-whisper', 'demo-emovo')
+    assert st.folder.parent.name == 'mywhisper' and st.dim == 384 and st.meta['source'] == f'whisper:{ckpt}'
+    m = manifest[manifest.corpus == 'demo-emovo']
+    assert len(st) == len(m)
+    for r in st.index.itertuples():
+        assert r.n_frames == math.ceil(len(load_audio(r.path)) / 320)
