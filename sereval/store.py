@@ -379,8 +379,8 @@ def bench_store(argv: Sequence[str] | None = None) -> int:
     p.add_argument('--min-frames', type=int, default=100, help='shortest clip in frames (default 100 = 2 s)')
     p.add_argument('--max-frames', type=int, default=400, help='longest clip in frames (default 400 = 8 s)')
     p.add_argument('--repeats', type=int, default=3, help='timed rounds per side; the best is kept (default 3)')
-    p.add_argument('--cache', choices=('cold', 'warm'), default='cold',
-                   help='which read goes on the last line: cold (page cache dropped first; default) or warm')
+    p.add_argument('--cache', choices=('cold', 'warm'), default='warm',
+                   help='which read goes on the last line: warm (what each training epoch reads; default) or cold (page cache dropped first)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--dir', default=None, help='scratch folder (default: a temporary folder, removed afterwards)')
     a = p.parse_args(list(argv or []))
