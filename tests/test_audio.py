@@ -252,3 +252,15 @@ def test_missing_ffmpeg(tmp_path, monkeypatch, kind):
     assert ffmpeg_path() is None
     e = check(p, DecoderMissingError, 'ffmpeg')
     assert 'needed' in str(e)
+
+
+@pytest.mark.parametrize('fmt,subtype,suffix', [('OGG', 'VORBIS', 'ogg'), ('MP3', 'MPEG_LAYER_III', 'mp3')])
+@pytest.mark.parametrize('sr', [16000, 22050, 44100])
+def test_compressed_through_soundfile(tmp_path, fmt, subtype, suffix, sr):
+    "Lossy formats libsndfile reads (frame counts of compressed streams are estimates: no false 'truncated')."
+    if fmt not in sf.available_formats() or subtype not in sf.available_subtypes(fmt): pytest.skip(f'libsndfile without {fmt}')
+    p = tmp_path / f'x.{suffix}'
+    sf.write(p, tone(sr, 1.3, 2), sr, format=fmt, subtype=subtype)
+    y = load_audio(p)
+    assert abs(len(y) - int(1.3 * 16000)) < 1600
+    assert len(load_audio(p, max_seconds=1.0)) == 16000
