@@ -1,5 +1,5 @@
 """sereval.paper: the shipped data file is what the project's code builds from the published matrices,
-it holds exactly the published numbers, and it is installed with a non-editable (wheel) install."""
+it holds exactly the published numbers, and it is installed (with the papermill notebooks) by a non-editable (wheel) install."""
 import csv, math, subprocess, sys, zipfile
 from pathlib import Path
 
@@ -55,10 +55,13 @@ def test_wheel_ships_the_data(tmp_path):
     whl = next((tmp_path/'w').glob('sereval-*.whl'))
     names = zipfile.ZipFile(whl).namelist()
     assert 'sereval/data/paper_results.csv' in names and 'sereval/data/paper_backbones.csv' in names
+    assert 'sereval/data/notebooks/20_run_backbone.ipynb' in names and 'sereval/data/notebooks/21_tables_and_figures.ipynb' in names
     target = tmp_path/'site'
     with zipfile.ZipFile(whl) as z: z.extractall(target)
-    code = ("import sereval.paper as P, sys; m = P.load_paper_matrix('accuracy', 'microsoftwavlmlarge'); "
-            "assert P.__file__.startswith(sys.argv[1]), P.__file__; print(m.shape, len(P.paper_backbones()))")
+    code = ("import sereval.paper as P, sereval.reproduce as R, sys; m = P.load_paper_matrix('accuracy', 'microsoftwavlmlarge'); "
+            "assert P.__file__.startswith(sys.argv[1]), P.__file__; "
+            "nb = R.find_notebook(R.RUN_NOTEBOOK); assert str(nb).startswith(sys.argv[1]) and nb.exists(), nb; "
+            "print(m.shape, len(P.paper_backbones()))")
     out = subprocess.run([sys.executable, '-c', code, str(target)], capture_output=True, text=True, cwd=tmp_path,
                          env={'PYTHONPATH': str(target), 'PATH': '/usr/bin:/bin'})
     assert out.returncode == 0, out.stderr
