@@ -14,9 +14,9 @@ import numpy as np
 from .errors import SerevalError
 
 # %% auto #0
-__all__ = ['BACKBONES', 'PAPER_BACKBONES', 'OFFLINE_BACKBONES', 'ALIASES', 'BackboneSpec', 'canonical_name', 'resolve',
-           'pick_device', 'single_thread', 'Encoder', 'LogMelEncoder', 'EgemapsEncoder', 'OpenAIWhisperEncoder',
-           'HFEncoder', 'get_backbone', 'backbone_table']
+__all__ = ['BACKBONES', 'PAPER_BACKBONES', 'OFFLINE_BACKBONES', 'ALIASES', 'EGEMAPS_UNITS', 'BackboneSpec', 'canonical_name',
+           'resolve', 'pick_device', 'single_thread', 'Encoder', 'LogMelEncoder', 'egemaps_unit', 'EgemapsEncoder',
+           'OpenAIWhisperEncoder', 'HFEncoder', 'get_backbone', 'backbone_table']
 
 # %% ../nbs/05_backbones.ipynb #5484b2b9
 @dataclass(frozen=True)
@@ -162,6 +162,22 @@ class LogMelEncoder(Encoder):
                 out.append(m[:, :2 * n].reshape(self.n_mels, n, 2).mean(-1).T.numpy())
         return out
 
+EGEMAPS_UNITS: dict[str, float] = {
+    'Loudness': 1.0, 'spectralFlux': 1.0, 'shimmerLocaldB': 1.0,    # already of order one
+    'alphaRatio': 10.0, 'hammarbergIndex': 10.0, 'HNRdBACF': 10.0,  # dB -> tens of dB
+    'logRelF0': 20.0, 'amplitudeLogRelF0': 100.0,                   # dB differences; -201 marks unvoiced frames
+    'slope': 0.05, 'jitterLocal': 0.05,                             # dB/Hz slopes and jitter ratios are small
+    'mfcc': 20.0, 'F0semitone': 12.0,                               # cepstral units; semitones -> octaves
+    'frequency': 1000.0, 'bandwidth': 1000.0,                       # Hz -> kHz
+}
+"Divisor per eGeMAPS descriptor (matched by name part) that brings its natural unit to a range of order one."
+
+def egemaps_unit(name: str) -> float:
+    "The divisor for one eGeMAPS LLD name (the most specific matching part of `EGEMAPS_UNITS`)."
+    hits = [k for k in EGEMAPS_UNITS if k in name]
+    if not hits: raise KeyError(f"no unit for eGeMAPS descriptor {name!r}")
+    return EGEMAPS_UNITS[max(hits, key=len)]
+
 class EgemapsEncoder(Encoder):
     "openSMILE eGeMAPS v02 low-level descriptors at 20 ms (weights-free)."
     def __init__(self, name='egemaps', device=None, batch_size=None):
@@ -170,6 +186,7 @@ class EgemapsEncoder(Encoder):
         self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                      feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
         self.dim, self.frame_rate = len(self.smile.feature_names), 50.0
+        self.units = np.array([egemaps_unit(n) for n in self.smile.feature_names], np.float32)
     def n_frames(self, n_samples):
         return len(self.encode([np.zeros(n_samples, np.float32)])[0])
     def _encode_batch(self, waves):
@@ -178,7 +195,7 @@ class EgemapsEncoder(Encoder):
             if len(w) < 1600: w = np.concatenate([w, np.zeros(1600 - len(w), np.float32)])
             f = self.smile.process_signal(w, self.sample_rate).to_numpy(np.float32)
             if len(f) % 2: f = np.concatenate([f, f[-1:]])
-            out.append(np.nan_to_num(f.reshape(-1, 2, self.dim).mean(1)))
+            out.append(np.nan_to_num(f.reshape(-1, 2, self.dim).mean(1)) / self.units)
         return out
 
 # %% ../nbs/05_backbones.ipynb #f7b1442e
