@@ -30,9 +30,10 @@ demo: setup
 check: setup
 	PATH="$(abspath $(BIN)):$$PATH" scripts/check_sync.sh
 
+# Two notebooks run at once on two cores: one thread each, so torch does not oversubscribe the machine.
 test: setup ffmpeg check
-	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 readme: setup
 	$(BIN)/python scripts/make_readme.py
