@@ -60,11 +60,11 @@ def corpus_priors(corpus: str, out=None, store: EmbeddingStore | None = None) ->
     if store is None: raise SerevalError(f'no manifest for {corpus!r} under {Path(out) / "manifests" if out else "?"} and no store')
     return class_priors(store.index['label']), str(store.folder / 'index.parquet')
 
-# %% ../nbs/11_benchmark.ipynb #602a34f4
+# %% ../nbs/11_benchmark.ipynb #0e5c8f70
 def logits_frame(store: EmbeddingStore, logits: np.ndarray, split: Sequence[str]) -> pd.DataFrame:
     "Per-clip table of a store's clips: clip_id, label, y (class index), split, and the 8 logits."
     df = pd.DataFrame({'clip_id': store.index['clip_id'].astype(str).to_numpy(), 'label': store.index['label'].to_numpy(),
-                       'y': label_indices(store.index['label']), 'split': np.asarray(split, dtype=object)})
+                       'y': _store_labels(store), 'split': np.asarray(split, dtype=object)})
     for i, c in enumerate(LOGIT_COLUMNS): df[c] = np.asarray(logits[:, i], dtype=np.float32)
     return df
 
@@ -79,9 +79,13 @@ def pair_metrics(df: pd.DataFrame, domain: str, train_prior=None, test_prior=Non
     if domain == 'in': df = df[df['split'] == 'test']
     return evaluate(df[list(LOGIT_COLUMNS)].to_numpy(), df['y'].to_numpy(), domain, train_prior, test_prior, rule)
 
-# %% ../nbs/11_benchmark.ipynb #66607596
+# %% ../nbs/11_benchmark.ipynb #5560570c
 def _store_clips(store: EmbeddingStore):
     return store.index['start'].to_numpy(np.int64), store.index['n_frames'].to_numpy(np.int64)
+
+def _store_labels(store: EmbeddingStore) -> np.ndarray:
+    try: return label_indices(store.index['label'])
+    except ValueError as e: raise SerevalError(f'{store.folder / "index.parquet"}: {e}') from e
 
 def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[str, EmbeddingStore], out,
                priors: Mapping[str, np.ndarray], config: TrainConfig = TrainConfig(), protocol: str = 'random',
@@ -108,7 +112,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         starts, lengths = _store_clips(store)
         keep = ~held_out
         t = time.time()
-        model = train_head(store.frames, starts[keep], lengths[keep], label_indices(store.index['label'])[keep], config,
+        model = train_head(store.frames, starts[keep], lengths[keep], _store_labels(store)[keep], config,
                            device=device, progress=f'{train}' if progress else False)
         want['train_seconds'] = round(time.time() - t, 2)
         want['train_loss'] = [round(x, 5) for x in model.train_loss]
@@ -165,7 +169,7 @@ def write_tables(results: pd.DataFrame, out, backbone: str, rule: str = 'paper')
             paths.append(p)
     return paths
 
-# %% ../nbs/11_benchmark.ipynb #ccdcda7e
+# %% ../nbs/11_benchmark.ipynb #6117c31b
 def run_backbone(backbone: str,                     # backbone name (its store folder is `backbone_slug(backbone)`)
                  store_root,                        # root of the embedding stores
                  out,                               # output folder (runs/, results/, matrices/; manifests/ is read)
@@ -198,6 +202,8 @@ def run_backbone(backbone: str,                     # backbone name (its store f
         stores[c] = s
     for c, why in skipped: print(f'skipping {c}: {why} ({Path(store_root) / backbone_slug(backbone) / c})')
     train_corpora = [c for c in corpora if c in stores]
+    if not train_corpora: raise SerevalError(f'no usable store for {backbone!r} under {Path(store_root) / backbone_slug(backbone)}: '
+                                             + '; '.join(f'{c}: {why}' for c, why in skipped))
     pairs = ood_pairs(clusters, list(stores))
     priors = dict(priors or {})
     for c in stores:

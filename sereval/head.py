@@ -70,7 +70,7 @@ class FrameMLP(nn.Module):
         fwd = 2 * n_frames * (dim * hidden + hidden * n_classes)
         return fwd + (2 * n_frames * (dim * hidden + 2 * hidden * n_classes) if training else 0)
 
-# %% ../nbs/08_head.ipynb #f068156f
+# %% ../nbs/08_head.ipynb #28263a50
 def _coalesce(starts: np.ndarray, lengths: np.ndarray) -> list[tuple[int, int]]:
     "Merge row ranges that follow each other into (start, length) runs."
     runs: list[list[int]] = []
@@ -115,6 +115,20 @@ class PackedReader:
         if frames.ndim != 2: raise ValueError(f'frames must be [N, dim], got shape {frames.shape}')
         self.frames, self.dim, self.release_bytes, self.reuse = frames, frames.shape[1], release_bytes, reuse
         self._mapping, self._since_release, self._buf = _mapping_of(frames), 0, None
+        self._offset = None      # byte offset of frames[0] inside the mapping (for prefetch)
+        if self._mapping is not None and frames.flags.c_contiguous:
+            base = np.frombuffer(self._mapping, dtype=np.uint8).ctypes.data
+            self._offset = frames.ctypes.data - base if len(frames) else 0
+
+    def prefetch(self, starts: Sequence[int], lengths: Sequence[int]):
+        "Ask the kernel to start reading these row ranges from disk now (`madvise(MADV_WILLNEED)`); returns at once."
+        if self._offset is None or not hasattr(mmap, 'MADV_WILLNEED'): return
+        row, page = self.dim * self.frames.itemsize, mmap.PAGESIZE
+        for s, n in _coalesce(np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)):
+            begin = self._offset + s * row
+            aligned = begin - begin % page
+            end = min(begin + n * row, len(self._mapping))
+            if end > aligned: self._mapping.madvise(mmap.MADV_WILLNEED, aligned, end - aligned)
 
     def _out(self, n: int) -> torch.Tensor:
         if not self.reuse: return torch.empty((n, self.dim), dtype=torch.float32)

@@ -73,7 +73,7 @@ def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float =
         if (spk != '').all() and spk.nunique() >= 2: return speaker_split(spk, test_size, seed), 'speaker'
     return random_split(len(index), test_size, seed), 'random'
 
-# %% ../nbs/10_train.ipynb #ccdbba1d
+# %% ../nbs/10_train.ipynb #4df9f557
 def resolve_device(device=None) -> torch.device:
     "`device` as a `torch.device`; `None` picks CUDA when available, else the CPU."
     if device is None or device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -121,9 +121,10 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     model.train()
     for _ in bar:
         perm, total, count = order_rng.permutation(len(labels)), 0.0, 0
-        for b in range(0, len(perm), config.batch_size):
-            sel = np.sort(perm[b:b + config.batch_size])     # sorted: adjacent clips are read in one copy
+        batches = [np.sort(perm[b:b + config.batch_size]) for b in range(0, len(perm), config.batch_size)]  # sorted: adjacent clips are read in one copy
+        for k, sel in enumerate(batches):
             batch = reader.batch(starts[sel], lengths[sel]).to(device)
+            if k + 1 < len(batches): reader.prefetch(starts[batches[k + 1]], lengths[batches[k + 1]])
             y = y_all[sel].to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(batch.frames, batch.lengths, batch.segments)
@@ -152,6 +153,7 @@ def predict_logits(model: FrameMLP, frames: np.ndarray, starts: Sequence[int], l
         j, n = i, 0
         while j < len(starts) and (j == i or n + lengths[j] <= batch_frames): n += lengths[j]; j += 1
         batch = reader.batch(starts[i:j], lengths[i:j]).to(device)
+        reader.prefetch(starts[j:j + 64], lengths[j:j + 64])
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == 'cuda'):
             out.append(model(batch.frames, batch.lengths, batch.segments).float().cpu())
         i = j
