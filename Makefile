@@ -38,5 +38,9 @@ test: setup ffmpeg check
 readme: setup
 	$(BIN)/python scripts/make_readme.py
 
+# The documentation site (needs Quarto, https://quarto.org): nbdev processes the notebooks into _proc/,
+# then Quarto renders them with _quarto.yml into _docs/.
 docs: setup
-	$(BIN)/nbdev_docs
+	$(BIN)/python -c "from nbdev.serve import proc_nbs; proc_nbs()"
+	cp _quarto.yml _proc/_quarto.yml
+	cd _proc && quarto render
