@@ -557,13 +557,13 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
     if size <= 0: raise SerevalError(f'sereval synth: --size must be > 0, got {size}')
     desc_path = out / 'sereval_corpora.json'
     if out.exists() and not out.is_dir(): raise SerevalError(f'{out} exists and is not a folder')
+    plans = plan_demo(seed, size, corpora)   # before anything is deleted: a size the layouts cannot hold fails here
     if out.exists() and any(out.iterdir()):
         try: ours = json.loads(desc_path.read_text()).get('generator') == 'sereval.synth.make_demo'
         except Exception: ours = False
         if not ours: raise SerevalError(f'{out} is not empty and is not a sereval demo root; choose an empty or new folder')
         for c in corpora: shutil.rmtree(out / c.name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    plans = plan_demo(seed, size, corpora)
     n_clips = {}
     for p, ctx in tqdm(plans, desc='synth', unit='clip', disable=not progress):
         y = render_clip(p, ctx)

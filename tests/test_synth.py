@@ -54,6 +54,15 @@ def test_regenerate_in_place_replaces(demo, tmp_path):
     assert digest(root) == digest(demo[0])
 
 
+def test_too_large_size_keeps_existing_demo(demo, tmp_path):
+    "A size the layouts cannot hold fails before the earlier demo in that folder is deleted."
+    import shutil
+    root = shutil.copytree(demo[0], tmp_path / 'keep')
+    with pytest.raises(SerevalError, match='too large'):
+        make_demo(root, seed=0, size=8.0, progress=False)
+    assert digest(root) == digest(demo[0])
+
+
 def test_layout_scans_every_file(demo):
     root, manifest, skipped = demo
     wavs = sorted(str(p.resolve()) for p in root.rglob('*.wav'))
