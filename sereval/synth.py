@@ -333,8 +333,6 @@ class DemoCorpus:
         return (f"SYNTHETIC demo corpus in the layout of the '{self.recipe}' recipe (not a real recording); "
                 f"language {self.language}, {self.channel.sample_rate} Hz, {self.channel.channels} channel(s)")
 
-_E7 = dict(anger='anger', disgust='disgust', fear='fear', happiness='happiness', neutral='neutral', sadness='sadness', surprise='surprise')
-
 DEMO_CORPORA: tuple[DemoCorpus, ...] = (
     DemoCorpus('demo-emodb', 'emodb', 'synth-a',
                Channel(16000, 1, 'PCM_16', level=-24, noise=-68, noise_color='pink', band=(50, 7900)),
@@ -507,10 +505,10 @@ def render_clip(plan: ClipPlan, ctx: DemoContext) -> np.ndarray:
     if not plan.long:
         y = synthesize(ctx.sentences[plan.sentence % len(ctx.sentences)], ctx.language, spk, emo, rng, level)
     else:
-        parts, total, s = [], 0, plan.sentence
+        parts, total = [], 0
         while total < 31.5 * SYNTH_RATE:
             w = make_sentence(ctx.language, rng, 12)
-            parts.append(synthesize(w, ctx.language, spk, emo, rng, level)); total += len(parts[-1]); s += 1
+            parts.append(synthesize(w, ctx.language, spk, emo, rng, level)); total += len(parts[-1])
         y = np.concatenate(parts)
     return apply_channel(y, ctx.corpus.channel, rng)
 
