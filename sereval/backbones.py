@@ -68,7 +68,7 @@ def resolve(name: str) -> tuple[str, BackboneSpec]:
     "Registry name and spec for `name` (see the table above)."
     name = str(name).strip()
     if not name: raise SerevalError('empty backbone name')
-    if canonical_name(name) in BACKBONES: k = canonical_name(name); return k, BACKBONES[k]
+    if (k := canonical_name(name)) in BACKBONES: return k, BACKBONES[k]
     if name.startswith('whisper:'): return name, BackboneSpec('whisper', name[len('whisper:'):])
     if name.startswith('hf:'): return name, BackboneSpec('hf', name[len('hf:'):], trust_remote_code=False)
     p = Path(name).expanduser()
