@@ -199,6 +199,10 @@ class EgemapsEncoder(Encoder):
         return out
 
 # %% ../nbs/05_backbones.ipynb #f7b1442e
+def _whisper_frames(n_samples: int, max_frames: int) -> int:
+    "Frames of a Whisper encoder (20 ms each at 16 kHz) that cover `n_samples`, at most the `max_frames` of its 30 s window."
+    return min(max_frames, max(1, math.ceil(n_samples / 320)))
+
 class OpenAIWhisperEncoder(Encoder):
     "Encoder of an openai-whisper model (a model name or a checkpoint file)."
     def __init__(self, name: str, source: str, device=None, batch_size=None):
@@ -216,7 +220,7 @@ class OpenAIWhisperEncoder(Encoder):
         del model
         self.dim, self.frame_rate, self.n_mels = self.dims.n_audio_state, 50.0, self.dims.n_mels
         self.max_frames = self.dims.n_audio_ctx
-    def n_frames(self, n_samples): return min(self.max_frames, max(1, math.ceil(n_samples / 320)))
+    def n_frames(self, n_samples): return _whisper_frames(n_samples, self.max_frames)
     def _encode_batch(self, waves):
         import torch, whisper
         with single_thread():
@@ -274,7 +278,7 @@ class HFEncoder(Encoder):
         if self.model_type == 'whisper':
             x = self.fe([w for w in waves], sampling_rate=self.sample_rate, return_tensors='pt')
             h = self._run(input_features=x['input_features']).numpy()
-            return [h[i, :min(h.shape[1], max(1, math.ceil(len(w) / 320)))] for i, w in enumerate(waves)]
+            return [h[i, :_whisper_frames(len(w), h.shape[1])] for i, w in enumerate(waves)]
         if self.model_type == 'clap':
             return [self._clap(w) for w in waves]
         x = self.fe([w for w in waves], sampling_rate=self.sample_rate, return_tensors='pt', padding=True)
