@@ -126,12 +126,16 @@ def _read_ffmpeg(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int
     return x, int(sr)
 
 # %% ../nbs/03_audio.ipynb #e0af3489
+def _require_file(path: Path):
+    "Raise `UnreadableAudioError` unless `path` is an existing regular file."
+    if not path.is_file(): raise UnreadableAudioError(path, 'no such file' if not path.exists() else 'not a regular file')
+
 def load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
     "Load `path` as float32 mono (mean of channels) at `sr` Hz, cut at `max_seconds`; raise an `AudioError` naming the file."
     path = Path(path)
     if int(sr) != sr or sr <= 0: raise SerevalError(f'load_audio: sample rate must be a positive integer, got {sr!r}')
     if max_seconds is not None and max_seconds <= 0: raise SerevalError(f'load_audio: max_seconds must be > 0, got {max_seconds!r}')
-    if not path.is_file(): raise UnreadableAudioError(path, 'no such file' if not path.exists() else 'not a regular file')
+    _require_file(path)
     if path.stat().st_size == 0: raise EmptyAudioError(path, 'the file has 0 bytes')
     reader = _read_ffmpeg if path.suffix.lower() in FFMPEG_SUFFIXES else _read_soundfile
     x, sr_in = reader(path, max_seconds)
@@ -157,7 +161,7 @@ def try_load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_
 def audio_checksum(path) -> str:
     "SHA-256 (hex) of the file's bytes."
     path = Path(path)
-    if not path.is_file(): raise UnreadableAudioError(path, 'no such file')
+    _require_file(path)
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         while chunk := f.read(1 << 20): h.update(chunk)

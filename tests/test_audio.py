@@ -105,7 +105,7 @@ def test_unreadable(tmp_path):
     check(tmp_path / 'j.flac', UnreadableAudioError)
     check(tmp_path / 'missing.wav', UnreadableAudioError, 'no such file')
     (tmp_path / 'dir.wav').mkdir()
-    check(tmp_path / 'dir.wav', UnreadableAudioError)
+    check(tmp_path / 'dir.wav', UnreadableAudioError, 'not a regular file')
 
 
 def test_header_only_wav(tmp_path):
@@ -170,7 +170,9 @@ def test_checksum(tmp_path):
     assert audio_checksum(tmp_path / 'a.wav') == hashlib.sha256(b).hexdigest()
     sf.write(tmp_path / 'a.wav', tone(16000, 0.2, freq=300), 16000)
     assert audio_checksum(tmp_path / 'a.wav') != hashlib.sha256(b).hexdigest()
-    with pytest.raises(AudioError): audio_checksum(tmp_path / 'missing.wav')
+    with pytest.raises(AudioError, match='no such file'): audio_checksum(tmp_path / 'missing.wav')
+    (tmp_path / 'dir.wav').mkdir()
+    with pytest.raises(UnreadableAudioError, match='not a regular file'): audio_checksum(tmp_path / 'dir.wav')
 
 
 # --- containers through ffmpeg --------------------------------------------------------------------------------------
