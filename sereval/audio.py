@@ -114,11 +114,10 @@ def _read_ffmpeg(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int
     err = p.stderr.decode('utf-8', 'replace').strip().replace(str(path), '<file>')
     if p.returncode != 0 or not p.stdout:
         if 'matches no streams' in err: raise UnreadableAudioError(path, 'the file has no audio stream')
-        low = err.lower()
-        if any(s in low for s in ('moov atom not found', 'truncat', 'end of file', 'invalid data found')) and path.stat().st_size > 0:
-            kind = TruncatedAudioError if ('moov atom' in low or 'truncat' in low or 'end of file' in low) else UnreadableAudioError
-            raise kind(path, f"ffmpeg: {err.splitlines()[-1] if err else 'failed'}")
-        raise UnreadableAudioError(path, f"ffmpeg exit {p.returncode}: {err.splitlines()[-1] if err else 'no output'}")
+        low, last = err.lower(), (err.splitlines()[-1] if err else '')
+        if any(s in low for s in ('moov atom not found', 'truncat', 'end of file')): raise TruncatedAudioError(path, f'ffmpeg: {last}')
+        if 'invalid data found' in low: raise UnreadableAudioError(path, f'ffmpeg: {last}')
+        raise UnreadableAudioError(path, f"ffmpeg exit {p.returncode}: {last or 'no output'}")
     try:
         x, sr = sf.read(io.BytesIO(p.stdout), dtype='float32', always_2d=True)
     except Exception as e:
