@@ -25,7 +25,6 @@ def tone(sr, seconds, channels=1, freq=220.0, amp=0.5):
                                          ('WAV', 'DOUBLE'), ('WAV', 'PCM_U8'), ('FLAC', 'PCM_16'), ('FLAC', 'PCM_24')])
 @pytest.mark.parametrize('channels', [1, 2, 6])
 def test_soundfile_formats(tmp_path, sr, fmt, subtype, channels):
-    if fmt == 'FLAC' and channels > 8: pytest.skip()
     x = tone(sr, 0.5, channels)
     p = tmp_path / f'x.{fmt.lower()}'
     sf.write(p, x, sr, subtype=subtype, format=fmt)
@@ -201,8 +200,9 @@ def test_containers(tmp_path, kind, sr, channels):
     assert y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) - 16000) < 1200          # AAC adds priming samples
     assert 0.05 < np.abs(y).max() < 1.01
-    spec = np.abs(np.fft.rfft(y[:16000]))
-    assert abs(np.argmax(spec) * 16000 / 16000 - 440) < 5
+    seg = y[:16000]
+    spec = np.abs(np.fft.rfft(seg))
+    assert abs(np.argmax(spec) * 16000 / len(seg) - 440) < 5   # bin width is 16000 / len(seg) Hz
     assert len(load_audio(p, sr=48000)) > 44000
 
 
