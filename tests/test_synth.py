@@ -228,8 +228,14 @@ def test_custom_corpus_seeding_is_stable():
     "Corpora outside DEMO_CORPORA are seeded from a stable number (not Python's randomised hash)."
     from dataclasses import replace
     from sereval.synth import _corpus_number
+    import os, subprocess, sys
     c = replace(DEMO_CORPORA[0], name='demo-custom')
-    assert _corpus_number(c) == _corpus_number(replace(DEMO_CORPORA[0], name='demo-custom'))
+    # another interpreter with another hash seed gives the same number (an in-process comparison could not tell)
+    code = ("from dataclasses import replace; from sereval.synth import DEMO_CORPORA, _corpus_number; "
+            "print(_corpus_number(replace(DEMO_CORPORA[0], name='demo-custom')))")
+    out = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True, text=True,
+                         env={**os.environ, 'PYTHONHASHSEED': '4321'}).stdout
+    assert int(out) == _corpus_number(c)
     assert _corpus_number(c) >= 1000
     plans = plan_demo(seed=0, size=0.05, corpora=(c,))
     assert all(p.path.startswith('demo-custom/') for p, _ in plans)
