@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_paper.ipynb #c7fda967
 from __future__ import annotations
-import csv, io, re
+import csv, io
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SerevalError
+from .store import backbone_slug
 
 # %% auto #0
 __all__ = ['PAPER_METRICS', 'PAPER_BACKBONES', 'EXTRA_BACKBONES', 'PAPER_CORPORA', 'ROW_HEADER', 'RESULTS_FILE', 'BACKBONES_FILE',
@@ -44,11 +45,7 @@ RESULTS_FILE, BACKBONES_FILE = 'paper_results.csv', 'paper_backbones.csv'
 
 # %% ../nbs/12_paper.ipynb #7436bc85
 def slug(name: str) -> str:
-    "Backbone slug: lowercase letters and digits only (`openai/whisper-large-v3` -> `openaiwhisperlargev3`)."
-    try:
-        from sereval.store import backbone_slug
-    except ImportError:  # pragma: no cover - store not importable
-        return re.sub(r'[^a-z0-9]', '', str(name).lower())
+    "Backbone slug, as `sereval.store.backbone_slug`: lowercase letters and digits only (`openai/whisper-large-v3` -> `openaiwhisperlargev3`)."
     return backbone_slug(name)
 
 def metric_name(name: str) -> str:
