@@ -266,6 +266,6 @@ def train_command(argv: Sequence[str] | None = None) -> int:
 def summarize(results: pd.DataFrame, metric: str = 'macro_f1') -> pd.DataFrame:
     "Mean `metric` in-domain and out-of-domain under each rule (with the number of pairs averaged)."
     r = results[results['metric'] == metric]
-    if not len(r): return pd.DataFrame(columns=['domain', 'rule', 'pairs', metric])
+    if not len(r): return pd.DataFrame(columns=['domain', 'rule', 'pairs', f'mean {metric}'])
     g = r.groupby(['domain', 'rule'])['value']
     return pd.DataFrame({'pairs': g.count(), f'mean {metric}': g.mean()}).reset_index()

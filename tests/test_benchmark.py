@@ -141,3 +141,4 @@ def test_train_command(tmp_path, capsys):
     with pytest.raises(SerevalError, match='does not exist'):
         train_command(['--backbone', 'toy/bb-1', '--out', str(tmp_path / 'nowhere')])
     assert len(summarize(r)) == 4
+    assert list(summarize(r.iloc[:0]).columns) == list(summarize(r).columns)   # same columns with no rows
