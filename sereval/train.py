@@ -21,7 +21,7 @@ from .taxonomy import NUM_CLASSES
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'TrainConfig', 'random_split', 'speaker_split', 'make_split', 'resolve_device', 'train_head',
-           'predict_logits', 'toy_frames', 'gemm_rate', 'write_bench_store', 'gemm_fraction', 'bench_train']
+           'predict_logits', 'toy_frames', 'write_bench_store', 'gemm_fraction', 'bench_train']
 
 # %% ../nbs/10_train.ipynb #2e67b905
 @dataclass(frozen=True)
@@ -173,22 +173,6 @@ def toy_frames(n_clips: int = 120, dim: int = 16, classes: Sequence[int] = (0, 1
     return frames, starts, lengths, labels
 
 # %% ../nbs/10_train.ipynb #80fff5af
-def gemm_rate(m: int, k: int, n: int, seconds: float = 0.5, repeats: int = 5, device=None) -> float:
-    "Best float32 FLOP rate (FLOP/s) of `torch.mm([m, k], [k, n])` over `repeats` timed blocks of about `seconds`/`repeats`."
-    device = resolve_device(device)
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(m, k, generator=g).to(device), torch.randn(k, n, generator=g).to(device)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-    for _ in range(3): torch.mm(a, b)
-    sync(); t = time.perf_counter(); torch.mm(a, b); sync()
-    per_block = max(1, int(seconds / repeats / max(time.perf_counter() - t, 1e-9)))
-    best = 0.0
-    for _ in range(repeats):
-        sync(); t = time.perf_counter()
-        for _ in range(per_block): torch.mm(a, b)
-        sync(); best = max(best, 2 * m * k * n * per_block / (time.perf_counter() - t))
-    return best
-
 def _rss_now() -> int:
     "Current resident set size in bytes (Linux `/proc`; 0 elsewhere)."
     try:
@@ -206,7 +190,7 @@ def write_bench_store(root, n_frames: int = 2_000_000, dim: int = 1280, min_fram
                       seed: int = 0, sparse: bool = False, block_bytes: int = 32 << 20) -> Path:
     """A synthetic store `<root>/bench/bench` in the store layout: clips of random length, random labels; frames are
     one random float16 block written over and over (fast), or left as a sparse file of zeros (`sparse`)."""
-    from sereval.store import store_dir
+    from sereval.store import FRAMES, INDEX, META, store_dir
     rng = np.random.default_rng(seed)
     lengths = rng.integers(min_frames, max_frames + 1, n_frames // min_frames + 1)
     lengths = lengths[:np.searchsorted(np.cumsum(lengths), n_frames) + 1]
@@ -215,7 +199,7 @@ def write_bench_store(root, n_frames: int = 2_000_000, dim: int = 1280, min_fram
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     folder = store_dir(root, 'bench', 'bench'); folder.mkdir(parents=True, exist_ok=True)
     nbytes = n_frames * dim * 2
-    with open(folder / 'frames.f16', 'wb') as f:
+    with open(folder / FRAMES, 'wb') as f:
         if sparse: f.truncate(nbytes)
         else:
             block = rng.standard_normal(max(dim, block_bytes // 2 // dim * dim)).astype(np.float16).tobytes()
@@ -224,8 +208,8 @@ def write_bench_store(root, n_frames: int = 2_000_000, dim: int = 1280, min_fram
     from sereval.taxonomy import CLASSES
     pd.DataFrame({'clip_id': [f'c{i:07d}' for i in range(len(lengths))], 'path': '', 'checksum': '',
                   'label': np.asarray(CLASSES)[rng.integers(0, NUM_CLASSES, len(lengths))], 'speaker': '',
-                  'start': starts.astype(np.int64), 'n_frames': lengths.astype(np.int64)}).to_parquet(folder / 'index.parquet', index=False)
-    (folder / 'meta.json').write_text(json.dumps({'backbone': 'bench', 'corpus': 'bench', 'dim': dim, 'frame_rate': 50.0,
+                  'start': starts.astype(np.int64), 'n_frames': lengths.astype(np.int64)}).to_parquet(folder / INDEX, index=False)
+    (folder / META).write_text(json.dumps({'backbone': 'bench', 'corpus': 'bench', 'dim': dim, 'frame_rate': 50.0,
         'dtype': 'float16', 'n_clips': int(len(lengths)), 'n_frames': int(n_frames), 'complete': True, 'versions': {}}))
     return folder
 
