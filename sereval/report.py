@@ -11,6 +11,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .corpora import CLUSTERS
 from .errors import SerevalError
 from .taxonomy import CLASSES
 from . import paper as P
@@ -70,18 +71,9 @@ def read_results(out) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 # %% ../nbs/13_report.ipynb #6ca0a3af
-def _known_clusters() -> dict[str, tuple[str, ...]]:
-    try:
-        from sereval.corpora import CLUSTERS
-        return dict(CLUSTERS)
-    except Exception:
-        return {'cluster1': ('emodb', 'resd'),
-                'cluster2': ('emovo', 'mesd', 'demos', 'baum', 'meld', 'mead', 'cafe', 'expresso', 'subesco'),
-                'cluster3': ('urdu', 'eekk')}
-
 def matrix_clusters(mats: Iterable[pd.DataFrame], known: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[str]]:
     "OOD clusters implied by the off-diagonal cells of `mats` (connected corpora), named after `known` clusters when they match."
-    known = _known_clusters() if known is None else known
+    known = CLUSTERS if known is None else known
     parent: dict[str, str] = {}
     def find(a):
         while parent.setdefault(a, a) != a: a = parent[a]
