@@ -886,6 +886,11 @@ def _entries(root: Path, corpora, folders) -> tuple[list[dict], list[str]]:
             entries.append({'name': str(e['name']), 'recipe': get_recipe(e.get('recipe', e['name'])).name,
                             'folder': e.get('folder', e['name']), 'language': e.get('language'),
                             'synthetic': bool(e.get('synthetic', False))})
+        by_key = {_key(k): v for k, v in folders.items()}
+        unknown = set(by_key) - {_key(e['name']) for e in entries} - {_key(e['recipe']) for e in entries}
+        if unknown:
+            raise SerevalError(f"folders given for {sorted(k for k in folders if _key(k) in unknown)}, which "
+                               f"{root / ROOT_DESCRIPTION} does not describe (it lists {[e['name'] for e in entries]})")
         if corpora:
             want = {_key(c) for c in corpora}
             unknown = want - {_key(e['name']) for e in entries} - {_key(e['recipe']) for e in entries}
@@ -895,7 +900,7 @@ def _entries(root: Path, corpora, folders) -> tuple[list[dict], list[str]]:
             entries = [e for e in entries if _key(e['name']) in want or _key(e['recipe']) in want]
         for e in entries:
             for k in (e['name'], e['recipe']):
-                if k in folders: e['folder'] = folders[k]
+                if _key(k) in by_key: e['folder'] = by_key[_key(k)]
         return entries, []
     names = [get_recipe(c).name for c in corpora] if corpora else list(CORPORA)
     for k in folders:

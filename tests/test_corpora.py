@@ -431,6 +431,11 @@ def test_root_description(tmp_path):
     only, _ = scan_root(tmp_path, corpora=['demo_ur'])
     assert set(only['corpus']) == {'demo_ur'}
     with pytest.raises(SerevalError, match='not described'): scan_root(tmp_path, corpora=['emovo'])
+    shutil.copytree(FIXTURES / 'urdu', tmp_path / 'elsewhere')
+    (tmp_path / 'elsewhere' / 'Angry' / os.listdir(tmp_path / 'elsewhere' / 'Angry')[0]).unlink()
+    moved, _ = scan_root(tmp_path, folders={'Demo_UR': 'elsewhere'})           # names compare like get_recipe's
+    assert (moved['corpus'] == 'demo_ur').sum() == (manifest['corpus'] == 'demo_ur').sum() - 1
+    with pytest.raises(SerevalError, match='does not describe'): scan_root(tmp_path, folders={'emovo': 'demo_de'})
 
 
 def test_manifest_roundtrip(tmp_path):
