@@ -21,8 +21,12 @@ BENCHES: dict[str, tuple[str, str]] = {
 def bench_command(argv: Sequence[str] | None = None) -> int:
     "`sereval bench NAME [options]`."
     argv = list(argv or [])
+    usage = f"usage: sereval bench {{{'|'.join(BENCHES)}}} [options]"
+    if argv and argv[0] in ('-h', '--help'):
+        print(usage)
+        return 0
     if not argv or argv[0] not in BENCHES:
-        print(f"usage: sereval bench {{{'|'.join(BENCHES)}}} [options]", file=sys.stderr)
+        print((f"sereval bench: unknown benchmark {argv[0]!r}\n" if argv else '') + usage, file=sys.stderr)
         return 2
     module, func = BENCHES[argv[0]]
     return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
