@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SerevalError
-from .store import StoreWriter, open_store, backbone_slug, library_versions, store_dir
+from .store import StoreWriter, open_store, backbone_slug, library_versions, store_dir, _read_meta
 
 # %% auto #0
 __all__ = ['WHISPER_DIMS', 'clip_ids', 'embed_corpus', 'embed_command', 'random_whisper_checkpoint', 'bench_extract']
@@ -65,12 +65,11 @@ def embed_corpus(manifest: pd.DataFrame, backbone, store_root, device=None, batc
         m = m[~dup].reset_index(drop=True)
         t0 = time.perf_counter()
         source = getattr(enc, 'source', '') or type(enc).__name__
-        old = store_dir(store_root, name, corpus) / 'meta.json'
-        if old.exists():
-            prev = json.loads(old.read_text()).get('source')
-            if prev and prev != source:
-                raise SerevalError(f"{old.parent} holds features of {prev!r}, not {source!r}; use another --out or "
-                                   "--name, or delete that folder")
+        folder = store_dir(store_root, name, corpus)
+        prev = _read_meta(folder).get('source')
+        if prev and prev != source:
+            raise SerevalError(f"{folder} holds features of {prev!r}, not {source!r}; use another --out or "
+                               "--name, or delete that folder")
         w = StoreWriter(store_root, name, corpus, enc.dim, enc.frame_rate, commit_every=commit_every, versions=versions,
                         extra_meta=dict(source=source, sample_rate=enc.sample_rate, max_seconds=max_seconds))
         try:
