@@ -11,7 +11,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .corpora import CLUSTERS
+from .corpora import CLUSTERS, read_manifest
 from .errors import SerevalError
 from .taxonomy import CLASSES
 from . import paper as P
@@ -190,14 +190,7 @@ def read_manifests(out) -> dict[str, pd.DataFrame]:
     "`{corpus: manifest}` from `<out>/manifests/*.parquet|csv`."
     d = Path(out)/'manifests'
     files = sorted([*d.glob('*.parquet'), *d.glob('*.csv')]) if d.is_dir() else []
-    res = {}
-    for f in files:
-        try:
-            from sereval.corpora import read_manifest
-            res[f.stem] = read_manifest(f)
-        except ImportError:
-            res[f.stem] = pd.read_parquet(f) if f.suffix == '.parquet' else pd.read_csv(f, keep_default_na=False)
-    return res
+    return {f.stem: read_manifest(f) for f in files}
 
 # %% ../nbs/13_report.ipynb #22027106
 def _registry_facts(slug: str, name: str) -> dict:
