@@ -833,6 +833,9 @@ def _read_description(root: Path) -> dict | None:
     except (OSError, ValueError) as e: raise SerevalError(f"cannot read {p}: {e}") from e
     if not isinstance(desc, dict) or not isinstance(desc.get('corpora', []), list):
         raise SerevalError(f"{p}: expected an object with a 'corpora' list")
+    clusters = desc.get('clusters') or {}
+    if not isinstance(clusters, dict) or not all(isinstance(v, list) for v in clusters.values()):
+        raise SerevalError(f"{p}: 'clusters' must map each cluster name to a list of corpus names (got {clusters!r})")
     return desc
 
 def load_clusters(root=None) -> dict[str, tuple[str, ...]]:
@@ -859,7 +862,7 @@ def class_priors(labels) -> np.ndarray:
     if not labels: raise SerevalError('cannot compute class priors of an empty set of labels')
     idx = []
     for l in labels:
-        if isinstance(l, (int, np.integer)) and 0 <= int(l) < NUM_CLASSES: idx.append(int(l))
+        if isinstance(l, (int, np.integer)) and not isinstance(l, bool) and 0 <= int(l) < NUM_CLASSES: idx.append(int(l))
         elif isinstance(l, str) and l in CLASS_INDEX: idx.append(CLASS_INDEX[l])
         else: raise SerevalError(f"unknown class {l!r}; expected one of {CLASSES} or an index 0-{NUM_CLASSES - 1}")
     counts = np.bincount(np.array(idx, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)

@@ -414,6 +414,7 @@ def test_class_priors_computed():
     assert p.shape == (8,) and np.isclose(p.sum(), 1) and p[CLASSES.index('surprise')] == 0
     assert np.allclose(p[[CLASSES.index(c) for c in ('anger', 'happiness', 'sadness')]], 1 / 3)
     with pytest.raises(SerevalError): class_priors(['joy'])
+    with pytest.raises(SerevalError): class_priors([True, False])          # bools are not class indices
 
 
 def test_root_description(tmp_path):
@@ -436,6 +437,10 @@ def test_root_description(tmp_path):
     moved, _ = scan_root(tmp_path, folders={'Demo_UR': 'elsewhere'})           # names compare like get_recipe's
     assert (moved['corpus'] == 'demo_ur').sum() == (manifest['corpus'] == 'demo_ur').sum() - 1
     with pytest.raises(SerevalError, match='does not describe'): scan_root(tmp_path, folders={'emovo': 'demo_de'})
+    desc = json.loads((tmp_path / 'sereval_corpora.json').read_text())
+    desc['clusters'] = {'demo': 'demo_de demo_ur'}                                 # a string, not a list of names
+    (tmp_path / 'sereval_corpora.json').write_text(json.dumps(desc))
+    with pytest.raises(SerevalError, match="'clusters' must map"): load_clusters(tmp_path)
 
 
 def test_manifest_roundtrip(tmp_path):
