@@ -270,11 +270,18 @@ class StoreWriter:
         self.close()
 
 # %% ../nbs/06_store.ipynb #67b41a8a
-def _read_into(path: Path, buf: memoryview, threads: int | None = None, chunk: int = 64 << 20):
-    "Fill `buf` with the first `len(buf)` bytes of `path`, in chunks read in parallel (`preadv` releases the GIL)."
+def _read_into(path: Path, buf: memoryview, threads: int | None = None, chunk: int = 64 << 20,
+               inode: int | None = None) -> bool:
+    """Fill `buf` with the first `len(buf)` bytes of `path`, in chunks read in parallel (`preadv` releases the GIL).
+    With `inode`, reads only if `path` is still that file; returns whether it read."""
     threads = threads or min(4, os.cpu_count() or 1)
     if not hasattr(os, 'preadv'): threads = 1          # one sequential stream where preadv is missing
-    fd = os.open(path, os.O_RDONLY)
+    try: fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        if inode is None: raise
+        return False
+    if inode is not None and os.fstat(fd).st_ino != inode:
+        os.close(fd); return False
     def read(off):
         part, got = buf[off: off + chunk], 0
         while got < len(part):
@@ -289,6 +296,7 @@ def _read_into(path: Path, buf: memoryview, threads: int | None = None, chunk: i
             from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(threads) as ex: list(ex.map(read, offsets))
     finally: os.close(fd)
+    return True
 
 class EmbeddingStore:
     "Read-only view of one (backbone, corpus) store."
@@ -323,6 +331,7 @@ class EmbeddingStore:
                     raise SerevalError(f"store {self.folder} is damaged: {FRAMES} is shorter than its index says")
                 self.frames = (np.memmap(f, dtype=DTYPE, mode='r', shape=(n, self.dim)) if n
                                else np.zeros((0, self.dim), DTYPE))
+                self._inode = os.fstat(f.fileno()).st_ino if f is not None else None
                 break
             finally:
                 if f is not None: f.close()
@@ -334,9 +343,11 @@ class EmbeddingStore:
     def complete(self) -> bool: return bool(self.meta.get('complete'))
     def __len__(self): return len(self.index)
     def load(self, threads: int | None = None) -> np.ndarray:
-        "All frames in memory (float16 `[N, dim]`): `frames.f16` read straight into the array, in 64 MB chunks on `threads` threads."
+        """All frames in memory (float16 `[N, dim]`): `frames.f16` read straight into the array, in 64 MB chunks on `threads`
+        threads; copied from the memory map instead if a compaction has replaced `frames.f16` since the store was opened."""
         out = np.empty(self.frames.shape, DTYPE)
-        if out.size: _read_into(self.folder / FRAMES, memoryview(out).cast('B'), threads)
+        if out.size and not _read_into(self.folder / FRAMES, memoryview(out).cast('B'), threads, inode=self._inode):
+            out[:] = self.frames
         return out
     def clip(self, i: int) -> np.ndarray:
         "Frames `[n_frames, dim]` (float16 memory-map view) of the clip in row `i` of the index."

@@ -168,3 +168,17 @@ def test_reader_during_writes_and_compactions(tmp_path):
         stop.set(); t.join()
     assert not errors, errors[:3]
     assert reads[0] > 0
+
+
+def test_load_after_a_compaction_reads_the_opened_generation(tmp_path):
+    "load() returns the frames of the snapshot that was opened, even after a compaction replaced frames.f16."
+    S.write_store(tmp_path, 'bb', 'corpus', [dict(clip_id=f'c{i}', checksum='0') for i in range(3)],
+                  [np.full((4 + i, DIM), float(i), np.float32) for i in range(3)], frame_rate=50.0)
+    old = S.open_store(tmp_path, 'bb', 'corpus')
+    w = S.StoreWriter(tmp_path, 'bb', 'corpus', DIM, 50.0)
+    w.add(dict(clip_id='c0', checksum='1'), np.full((2, DIM), 9.0, np.float32))   # a replaced clip: finish() compacts
+    w.finish()
+    assert (old.folder / S.FRAMES).stat().st_ino != old._inode                      # frames.f16 is a new file
+    np.testing.assert_array_equal(old.load(), np.asarray(old.frames))
+    new = S.open_store(tmp_path, 'bb', 'corpus')
+    np.testing.assert_array_equal(new.load(threads=2), np.asarray(new.frames))
