@@ -189,7 +189,7 @@ class StoreWriter:
     def update_rows(self, rows: pd.DataFrame, columns: Sequence[str] = ('path', 'label', 'speaker')):
         "Refresh descriptive `columns` of committed clips from `rows` (with clip_id), e.g. after a label map changed."
         rows = rows.drop_duplicates('clip_id').set_index('clip_id')
-        pos = self.index['clip_id'].map(lambda c: c in rows.index).to_numpy(bool)
+        pos = self.index['clip_id'].isin(rows.index).to_numpy(bool)
         if not pos.any(): return
         ids = self.index.loc[pos, 'clip_id']
         for c in columns:
