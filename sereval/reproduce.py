@@ -134,8 +134,9 @@ def reproduce(data_root=None, backbones: Sequence[str] | None = None, out='serev
     "Run the benchmark: the run notebook per backbone, then the tables-and-figures notebook. Returns where things are."
     t0 = time.time()
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     demo = data_root is None
+    if not demo and not Path(data_root).is_dir(): raise SerevalError(f'data root {Path(data_root).resolve()} is not a folder')
+    out.mkdir(parents=True, exist_ok=True)          # only once the input is known to exist
     if demo:
         root = demo_root(out, seed=demo_seed, size=demo_size, quiet=quiet)
         backbones = list(backbones or DEMO_BACKBONES)
@@ -146,7 +147,6 @@ def reproduce(data_root=None, backbones: Sequence[str] | None = None, out='serev
                                 f"the demo's have about 70 training clips, i.e. some 200 optimizer steps in 100 epochs)")
     else:
         root = Path(data_root).resolve()
-        if not root.is_dir(): raise SerevalError(f'data root {root} is not a folder')
         backbones = list(backbones or PAPER_HUB_IDS)
     from sereval.store import backbone_slug
     slugs = [backbone_slug(b) for b in backbones]
