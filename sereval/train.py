@@ -75,9 +75,9 @@ def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float =
 
 # %% ../nbs/10_train.ipynb #4df9f557
 def resolve_device(device=None) -> torch.device:
-    "`device` as a `torch.device`; `None` picks CUDA when available, else the CPU."
-    if device is None or device == 'auto': device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(device)
+    "`device` as a `torch.device`; `None` picks CUDA when available, else the CPU (`backbones.pick_device`'s rule)."
+    from sereval.backbones import pick_device
+    return torch.device(pick_device(device))
 
 def _adamw(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     "AdamW with the config's settings; the fused implementation (one kernel for all parameters) when torch has it."
