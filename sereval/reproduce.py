@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+from .backbones import OFFLINE_BACKBONES
 from .errors import SerevalError
 
 # %% auto #0
@@ -20,7 +21,7 @@ __all__ = ['RUN_NOTEBOOK', 'REPORT_NOTEBOOK', 'NOTEBOOKS', 'DEMO_BACKBONES', 'DE
 RUN_NOTEBOOK = '20_run_backbone.ipynb'
 REPORT_NOTEBOOK = '21_tables_and_figures.ipynb'
 NOTEBOOKS = (RUN_NOTEBOOK, REPORT_NOTEBOOK)
-DEMO_BACKBONES: tuple[str, ...] = ('whisper-logmel', 'egemaps')
+DEMO_BACKBONES: tuple[str, ...] = OFFLINE_BACKBONES   # the weights-free backbones: nothing to download
 "The offline, weights-free backbones of the demo."
 DEMO_LR: float = 1e-3
 "Learning rate of the demo (the paper's 1e-4 is kept for real corpora; see below)."
