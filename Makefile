@@ -1,13 +1,14 @@
 # sereval: one command sets up a fresh machine and runs the demo, one sets it up and runs the tests.
 #   make demo    # venv + install + `sereval reproduce` (the offline demo, CPU, a few minutes)
-#   make test    # venv + install + sync/clean checks + notebook tests + pytest
+#   make quick   # venv + install + the quick tier: pytest -m "not slow" and the notebooks' tests (a few minutes)
+#   make test    # venv + install + sync/clean checks + notebook tests + every pytest test, slow ones included (CI)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test check ffmpeg docs readme
+.PHONY: setup demo quick test bench check ffmpeg chromium docs readme
 
 setup: $(VENV)/.installed
 
@@ -24,6 +25,14 @@ ffmpeg:
 	    (apt-get install -y -q ffmpeg >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q ffmpeg >/dev/null)); \
 	  else echo "note: ffmpeg not found; .m4a/.mp4/.avi clips (MEAD, MELD, eNTERFACE) cannot be decoded and their tests skip"; fi; }
 
+# Headless Chromium for the site's browser checks (tests/test_site.py skips them without it).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	      || echo "note: chromium could not be installed; the site's browser checks skip"; \
+	  else echo "note: chromium not found; the site's browser checks skip"; fi; }
+
 demo: setup
 	$(BIN)/sereval reproduce
 
@@ -31,16 +40,29 @@ check: setup
 	PATH="$(abspath $(BIN)):$$PATH" scripts/check_sync.sh
 
 # Two notebooks run at once on two cores: one thread each, so torch does not oversubscribe the machine.
-test: setup ffmpeg check
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
+# Tests marked `slow` (full demo, papermill, doc processing, wheel build, subprocess kills) run in `make test` only.
+# The quick tier leaves out the papermill notebooks (20_*, 21_*: a whole demo backbone each) besides nbdev's default skips.
+THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+SLOW_NOTEBOOKS := ^[_.]|^2[0-9]_
+quick: setup check
+	$(THREADS) $(BIN)/nbdev_test --n_workers 2 --skip_file_re '$(SLOW_NOTEBOOKS)'
+	$(THREADS) $(BIN)/python -m pytest -q -m "not slow" tests
+
+test: setup ffmpeg chromium check
+	$(THREADS) $(BIN)/nbdev_test --n_workers 2
+	$(THREADS) $(BIN)/python -m pytest -q tests
+
+# The benchmarks of this machine at their full size (minutes each; see nbs/16_bench.ipynb).
+bench: setup
+	$(BIN)/sereval bench store
+	$(BIN)/sereval bench extract
+	$(BIN)/sereval bench train
 
 readme: setup
 	$(BIN)/python scripts/make_readme.py
 
-# The documentation site (needs Quarto, https://quarto.org): nbdev processes the notebooks into _proc/,
-# then Quarto renders them with _quarto.yml into _docs/.
+# The documentation site into _docs/: nbdev processes the notebooks into _proc/, then Quarto renders them with
+# _quarto.yml when it is installed (the publishing build, .github/workflows/deploy.yaml), else pandoc from PyPI
+# renders the same pages with the sidebar and titles of _quarto.yml (scripts/build_site.py says which build it did).
 docs: setup
-	$(BIN)/python -c "from nbdev.serve import proc_nbs; proc_nbs()"
-	cp _quarto.yml _proc/_quarto.yml
-	cd _proc && quarto render
+	$(THREADS) $(BIN)/python scripts/build_site.py

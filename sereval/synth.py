@@ -4,8 +4,8 @@
 
 # %% ../nbs/04_synth.ipynb #c0b2a2a9
 from __future__ import annotations
-import argparse, json, math, shutil, zlib
-from dataclasses import dataclass, field, replace
+import json, math, shutil, zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +14,16 @@ import soxr
 from scipy import signal
 
 from .errors import SerevalError
+from .layout import write_json
+from .corpora import ROOT_DESCRIPTION
+from .audio import MAX_SECONDS, SAMPLE_RATE
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'INTENSITY', 'VOWELS', 'CONSONANTS', 'SYNTH_RATE', 'DEMO_CORPORA', 'DEMO_CLUSTERS', 'DEMO_NAMES',
            'SYNTHETIC_TAG', 'EmotionProfile', 'scale_profile', 'Language', 'make_language', 'make_sentence', 'romanize',
            'Speaker', 'make_speaker', 'synthesize', 'Channel', 'apply_channel', 'DemoCorpus', 'clip_path', 'ClipPlan',
            'corpus_style', 'plan_corpus', 'DemoContext', 'corpus_context', 'render_clip', 'plan_demo',
-           'demo_description', 'make_demo', 'synth_command']
+           'demo_description', 'make_demo']
 
 # %% ../nbs/04_synth.ipynb #78d4e8dc
 @dataclass(frozen=True)
@@ -138,8 +141,8 @@ def make_speaker(id: str, sex: str, rng) -> Speaker:
                    float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.04, 0.12)), float(rng.uniform(-1.0, 1.0)), float(rng.uniform(-1.5, 1.5)))
 
 # %% ../nbs/04_synth.ipynb #5803db04
-SYNTH_RATE: int = 16000
-"Rate at which speech is synthesised (corpora are then resampled to their own rates)."
+SYNTH_RATE: int = SAMPLE_RATE
+"Rate at which speech is synthesised: the rate the backbones read (corpora are then resampled to their own rates)."
 _HOP, _NFFT = 128, 512
 _BW = np.array([70.0, 100.0, 140.0, 200.0, 300.0])      # formant bandwidths (Hz)
 _F45 = (3500.0, 4500.0)
@@ -270,7 +273,7 @@ def synthesize(words, lang: Language, spk: Speaker, emo: EmotionProfile, rng, le
 @dataclass(frozen=True)
 class Channel:
     "Recording conditions of one corpus."
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     channels: int = 1
     subtype: str = 'PCM_16'
     level: float = -26.0            # dBFS, RMS of a neutral utterance of an average speaker
@@ -330,18 +333,19 @@ class DemoCorpus:
 
     @property
     def description(self) -> str:
+        "The corpus's description in its manifest: synthetic, its recipe's layout, language and channel."
         return (f"SYNTHETIC demo corpus in the layout of the '{self.recipe}' recipe (not a real recording); "
                 f"language {self.language}, {self.channel.sample_rate} Hz, {self.channel.channels} channel(s)")
 
 DEMO_CORPORA: tuple[DemoCorpus, ...] = (
     DemoCorpus('demo-emodb', 'emodb', 'synth-a',
-               Channel(16000, 1, 'PCM_16', level=-24, noise=-68, noise_color='pink', band=(50, 7900)),
+               Channel(SAMPLE_RATE, 1, 'PCM_16', level=-24, noise=-68, noise_color='pink', band=(50, 7900)),
                dict(W=18, L=11, E=8, A=10, F=10, T=11, N=12),
                dict(W='anger', L='boredom', E='disgust', A='fear', F='happiness', T='sadness', N='neutral'),
                tuple((s, x) for s, x in zip(['03', '08', '09', '10', '11', '12', '13', '14', '15', '16'], 'mffmmmffmf')),
                expressiveness=1.1),
     DemoCorpus('demo-subesco', 'subesco', 'synth-b',
-               Channel(16000, 1, 'PCM_16', level=-20, noise=-45, noise_color='brown', band=(120, 6500), rt60=0.3, wet=0.2),
+               Channel(SAMPLE_RATE, 1, 'PCM_16', level=-20, noise=-45, noise_color='brown', band=(120, 6500), rt60=0.3, wet=0.2),
                dict(ANGRY=12, DISGUST=12, FEAR=12, HAPPY=12, NEUTRAL=12, SAD=12, SURPRISE=12),
                dict(ANGRY='anger', DISGUST='disgust', FEAR='fear', HAPPY='happiness', NEUTRAL='neutral', SAD='sadness', SURPRISE='surprise'),
                tuple((f'{x}_{i:02d}', x.lower()) for x in 'FM' for i in range(1, 6)), expressiveness=0.9, long_clips=1),
@@ -361,7 +365,7 @@ DEMO_CORPORA: tuple[DemoCorpus, ...] = (
                dict(Colère='anger', Dégoût='disgust', Joie='happiness', Neutre='neutral', Peur='fear', Surprise='surprise', Tristesse='sadness'),
                tuple((f'{i:02d}', 'mf'[i % 2]) for i in range(1, 13)), expressiveness=0.95),
     DemoCorpus('demo-casia', 'casia', 'synth-f',
-               Channel(16000, 1, 'PCM_16', level=-23, noise=-48, noise_color='white', band=(200, 5000)),
+               Channel(SAMPLE_RATE, 1, 'PCM_16', level=-23, noise=-48, noise_color='white', band=(200, 5000)),
                dict(angry=14, fear=14, happy=14, neutral=14, sad=14, surprise=14),
                dict(angry='anger', fear='fear', happy='happiness', neutral='neutral', sad='sadness', surprise='surprise'),
                (('spk_f1', 'f'), ('spk_f2', 'f'), ('spk_m1', 'm'), ('spk_m2', 'm')), expressiveness=1.0, long_clips=2),
@@ -506,7 +510,7 @@ def render_clip(plan: ClipPlan, ctx: DemoContext) -> np.ndarray:
         y = synthesize(ctx.sentences[plan.sentence % len(ctx.sentences)], ctx.language, spk, emo, rng, level)
     else:
         parts, total = [], 0
-        while total < 31.5 * SYNTH_RATE:
+        while total < (MAX_SECONDS + 1.5) * SYNTH_RATE:
             w = make_sentence(ctx.language, rng, 12)
             parts.append(synthesize(w, ctx.language, spk, emo, rng, level)); total += len(parts[-1])
         y = np.concatenate(parts)
@@ -553,7 +557,7 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
     from tqdm.auto import tqdm
     out = Path(out_dir)
     if size <= 0: raise SerevalError(f'sereval synth: --size must be > 0, got {size}')
-    desc_path = out / 'sereval_corpora.json'
+    desc_path = out / ROOT_DESCRIPTION
     if out.exists() and not out.is_dir(): raise SerevalError(f'{out} exists and is not a folder')
     plans = plan_demo(seed, size, corpora)   # before anything is deleted: a size the layouts cannot hold fails here
     if out.exists() and any(out.iterdir()):
@@ -574,22 +578,5 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
             fh.write(y)
         n_clips[p.corpus] = n_clips.get(p.corpus, 0) + 1
     desc = demo_description(seed, size, corpora, n_clips=n_clips)
-    desc_path.write_text(json.dumps(desc, indent=2, ensure_ascii=False) + '\n', encoding='utf-8')
+    write_json(desc_path, desc)
     return out
-
-# %% ../nbs/04_synth.ipynb #34f3bd0f
-def synth_command(argv: list[str]) -> int:
-    "`sereval synth OUT [--seed N] [--size X]`: write the synthetic demo corpora."
-    ap = argparse.ArgumentParser(prog='sereval synth', description='Write the SYNTHETIC demo corpora (offline demo of the benchmark).')
-    ap.add_argument('out', help='output folder (new, empty, or an earlier demo root)')
-    ap.add_argument('--seed', type=int, default=0, help='random seed (same seed, same files)')
-    ap.add_argument('--size', type=float, default=1.0, help='scale of the number of clips (default 1: about 500 short clips)')
-    ap.add_argument('--quiet', action='store_true', help='no progress bar')
-    a = ap.parse_args(argv)
-    out = make_demo(a.out, seed=a.seed, size=a.size, progress=not a.quiet)
-    desc = json.loads((out / 'sereval_corpora.json').read_text(encoding='utf-8'))
-    total = sum(c.get('n_clips', 0) for c in desc['corpora'])
-    print(f"wrote {total} synthetic clips in {len(desc['corpora'])} corpora to {out}")
-    for c in desc['corpora']: print(f"  {c['name']:<14} recipe {c['recipe']:<8} {c['n_clips']:>4} clips  {c['sample_rate']} Hz x{c['channels']}")
-    print('clusters: ' + '; '.join(f"{k}: {', '.join(v)}" for k, v in desc['clusters'].items()))
-    return 0

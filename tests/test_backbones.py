@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from sereval.backbones import get_backbone, resolve, HFEncoder, OpenAIWhisperEncoder, BACKBONES, PAPER_BACKBONES
+from sereval.audio import SAMPLE_RATE
+from sereval.backbones import (ALIASES, BACKBONES, HOP, HFEncoder, OpenAIWhisperEncoder, backbone_slug, get_backbone,
+                               resolve)
 from sereval.errors import SerevalError
-from sereval.store import write_store, open_store
+from sereval.layout import Layout, slug
+from sereval.store import store_dir, write_store
+from sereval.testing import random_whisper_checkpoint
 
-SR = 16000
+SR = SAMPLE_RATE
 
 
 def wave(seconds, seed=0, sr=SR):
@@ -49,22 +53,16 @@ def check_f16_round_trip(tmp_path, enc, feats):
 
 @pytest.fixture(scope='module')
 def whisper_ckpt(tmp_path_factory):
-    from whisper.model import ModelDimensions, Whisper
-    dims = ModelDimensions(n_mels=128, n_audio_ctx=1500, n_audio_state=48, n_audio_head=2, n_audio_layer=2,
-                           n_vocab=64, n_text_ctx=8, n_text_state=48, n_text_head=2, n_text_layer=1)
-    torch.manual_seed(0)
-    p = tmp_path_factory.mktemp('ow') / 'tiny.pt'
-    torch.save({'dims': dims.__dict__, 'model_state_dict': Whisper(dims).state_dict()}, p)
-    return p
+    return random_whisper_checkpoint(tmp_path_factory.mktemp('ow') / 'tiny.pt', (128, 48, 2, 2))   # large-v3's 128 mel bands
 
 
 def test_openai_whisper_checkpoint(whisper_ckpt, tmp_path):
     enc = get_backbone(str(whisper_ckpt), device='cpu')
     assert isinstance(enc, OpenAIWhisperEncoder) and enc.n_mels == 128
-    assert (enc.dim, enc.frame_rate, enc.sample_rate) == (48, 50.0, 16000)
+    assert (enc.dim, enc.frame_rate, enc.sample_rate) == (48, 50.0, SR)
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)] + [wave(31.0, 9)]
     feats = check_batch_vs_single(enc, waves)
-    assert [len(f) for f in feats] == [math.ceil(len(w) / 320) for w in waves[:-1]] + [1500]
+    assert [len(f) for f in feats] == [math.ceil(len(w) / HOP) for w in waves[:-1]] + [1500]
     check_f16_round_trip(tmp_path, enc, feats)
     # whisper:<file> goes the same way
     assert resolve(f'whisper:{whisper_ckpt}')[1].source == str(whisper_ckpt)
@@ -83,7 +81,7 @@ def hf_models(tmp_path_factory):
     torch.manual_seed(0)
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                  conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-    fe = T.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+    fe = T.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, padding_value=0.0, do_normalize=True,
                                    return_attention_mask=True)
     out = {
         'wav2vec2': _save(tmp, 'wav2vec2', T.Wav2Vec2Model(T.Wav2Vec2Config(feat_extract_norm='layer', do_stable_layer_norm=True, **small)), fe),
@@ -106,7 +104,7 @@ def hf_models(tmp_path_factory):
 def test_ssl_models(hf_models, kind, tmp_path):
     enc = get_backbone(str(hf_models[kind]), device='cpu')
     assert isinstance(enc, HFEncoder) and not enc.fixed_length_batches
-    assert (enc.dim, enc.frame_rate, enc.sample_rate) == (32, 50.0, 16000)
+    assert (enc.dim, enc.frame_rate, enc.sample_rate) == (32, 50.0, SR)
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)]
     feats = check_batch_vs_single(enc, waves)
     assert [len(f) for f in feats] == [conv_frames(len(w)) for w in waves]
@@ -126,7 +124,7 @@ def test_transformers_whisper(hf_models, tmp_path):
     assert enc.model_type == 'whisper' and (enc.dim, enc.frame_rate) == (32, 50.0)
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)]
     feats = check_batch_vs_single(enc, waves)
-    assert [len(f) for f in feats] == [math.ceil(len(w) / 320) for w in waves]
+    assert [len(f) for f in feats] == [math.ceil(len(w) / HOP) for w in waves]
     check_f16_round_trip(tmp_path, enc, feats)
 
 
@@ -143,17 +141,25 @@ def test_offline_backbones(tmp_path):
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)]
     lm = get_backbone('whisper-logmel')
     feats = check_batch_vs_single(lm, waves, tol=1e-5)
-    assert [f.shape for f in feats] == [(math.ceil(len(w) / 320), 80) for w in waves]
+    assert [f.shape for f in feats] == [(math.ceil(len(w) / HOP), 80) for w in waves]
     check_f16_round_trip(tmp_path / 'lm', lm, feats)
     eg = get_backbone('egemaps')
     feats = eg.encode(waves)
     assert all(f.shape[1] == 25 and np.isfinite(f).all() for f in feats)
-    assert abs(len(feats[2]) - len(waves[2]) / 320) <= 3
+    assert abs(len(feats[2]) - len(waves[2]) / HOP) <= 3
     check_f16_round_trip(tmp_path / 'eg', eg, feats)
 
 
-def test_registry_and_errors(tmp_path):
-    assert len(PAPER_BACKBONES) == 10 and all(k in BACKBONES for k in PAPER_BACKBONES)
+def test_every_spelling_names_one_folder(tmp_path):
+    "A registry name, its aliases and its spellings give one slug, one store folder and the run layout's store path."
+    for key in BACKBONES:
+        names = [key, key.upper(), *(a for a, k in ALIASES.items() if k == key)]
+        assert {backbone_slug(n) for n in names} == {slug(key)}
+        assert {store_dir(Layout(tmp_path).embeddings, n, 'c') for n in names} == {Layout(tmp_path).store(slug(key), 'c')}
+    assert store_dir(tmp_path, 'org/Some-Model', 'c') == tmp_path / 'orgsomemodel' / 'c'   # any other name: its own slug
+
+
+def test_load_errors(tmp_path):
     with pytest.raises(SerevalError, match='cannot load'):
         get_backbone(str(tmp_path))                      # empty folder: no config
     with pytest.raises(SerevalError, match='cannot load'):

@@ -1,16 +1,21 @@
-"""Evidence on the offline demo: synthetic corpora (sereval.synth), a weights-free backbone (whisper-logmel), the whole
-grid. In-domain macro F1 must be well above chance and out-of-domain above chance. Run with -s to see the numbers."""
-import numpy as np
+"""Evidence on the offline demo, `sereval.pipeline.DEMO`: synthetic corpora (sereval.synth), the weights-free
+whisper-logmel backbone, the whole pipeline. In-domain macro F1 must be well above chance and out-of-domain above
+chance. With SEREVAL_BASELINE_OUT set to the output folder of a demo run of another version (`sereval reproduce`), its
+whisper-logmel matrices must be byte-identical to this run's. Run with -s to see the numbers."""
+import os
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 
-from sereval.benchmark import load_logits, results_matrix, run_backbone, summarize
-from sereval.corpora import load_clusters, scan_root, write_manifests
-from sereval.embed import embed_corpus
-from sereval.synth import make_demo
+from sereval.backbones import backbone_slug
+from sereval.benchmark import load_logits, results_matrix, summarize
+from sereval.layout import Layout
+from sereval.pipeline import DEMO, demo_root, run_backbone
 from sereval.taxonomy import OTHER_INDEX
-from sereval.train import TrainConfig
+
+BACKBONE = DEMO.backbones[0]
 
 
 def _chance(out, backbone, res):
@@ -23,24 +28,27 @@ def _chance(out, backbone, res):
     return pd.DataFrame(c)
 
 
-def test_demo_in_domain_and_ood_above_chance(tmp_path):
-    threads = torch.get_num_threads(); torch.set_num_threads(1)   # tiny heads: one thread is fastest
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp('demo')
+    threads = torch.get_num_threads(); torch.set_num_threads(DEMO.threads)
     try:
-        root = make_demo(tmp_path / 'data', seed=0, size=1.0, progress=False)
-        out = tmp_path / 'out'
-        manifest, skipped = scan_root(root)
-        assert len(skipped) == 0
-        write_manifests(manifest, out)
-        embed_corpus(manifest, 'whisper-logmel', out / 'embeddings', progress=False, verbose=False)
-        res = run_backbone('whisper-logmel', out / 'embeddings', out, clusters=load_clusters(root),
-                           config=TrainConfig(epochs=30, lr=3e-3), progress=False)
+        run = run_backbone(BACKBONE, demo_root(out, quiet=True), out, config=DEMO.train, progress=False)
     finally:
         torch.set_num_threads(threads)
-    f1 = res[res.metric == 'macro_f1'].merge(_chance(out, 'whisper-logmel', res), on=['train', 'test', 'domain'])
+    return out, run
+
+
+@pytest.mark.slow
+def test_demo_in_domain_and_ood_above_chance(demo):
+    out, run = demo
+    res = run.results
+    assert len(run.skipped) == 0
+    f1 = res[res.metric == 'macro_f1'].merge(_chance(out, BACKBONE, res), on=['train', 'test', 'domain'])
     ind = f1[f1.domain == 'in']
     ood = {r: f1[(f1.domain == 'out') & (f1.rule == r)] for r in ('paper', 'corrected', 'none')}
     with pd.option_context('display.width', 200):
-        print('\nmacro F1 on the demo (whisper-logmel, 30 epochs, lr 3e-3):')
+        print(f'\nmacro F1 on the demo ({BACKBONE}, {DEMO.train.epochs} epochs, lr {DEMO.train.lr:g}):')
         print(summarize(res).to_string(index=False))
         print(f"in-domain mean {ind.value.mean():.3f} (chance {ind.chance.mean():.3f}); "
               + '; '.join(f"OOD {r} mean {d.value.mean():.3f} (chance {d.chance.mean():.3f})" for r, d in ood.items()))
@@ -51,5 +59,17 @@ def test_demo_in_domain_and_ood_above_chance(tmp_path):
     # demo-emodb and demo-mesd lack surprise: under the paper's rule their OOD rows collapse, the corrected rule does not
     paper, corr = results_matrix(res, 'macro_f1', 'paper'), results_matrix(res, 'macro_f1', 'corrected')
     assert paper.loc['demo-mesd', 'demo-emovo'] < corr.loc['demo-mesd', 'demo-emovo']
-    z = load_logits(out, 'whisper-logmel', 'demo-mesd', 'demo-emovo')
+    z = load_logits(out, BACKBONE, 'demo-mesd', 'demo-emovo')
     assert z.label.eq('surprise').any()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get('SEREVAL_BASELINE_OUT'), reason='SEREVAL_BASELINE_OUT (a demo output of another version) not set')
+def test_demo_matrices_match_baseline(demo):
+    "The matrices of this version's demo are byte-identical to those of the baseline demo (`sereval reproduce`)."
+    out, _ = demo
+    base, slug = Path(os.environ['SEREVAL_BASELINE_OUT']), backbone_slug(BACKBONE)
+    ours = sorted(p.relative_to(out) for p in Layout(out).matrix('macro_f1', slug).parent.parent.rglob(f'{slug}.csv'))
+    assert len(ours) == 24
+    different = [str(p) for p in ours if (out/p).read_bytes() != (base/p).read_bytes()]
+    assert not different, f'matrices differ from {base}: {different}'

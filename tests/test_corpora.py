@@ -1,6 +1,7 @@
-"""Tests of sereval.corpora: the 19 recipes on real file listings (when ../shared exists), on hand-made fixtures,
-on bad input, and the `sereval scan` command."""
-import collections, csv, json, os, shutil, unicodedata, zipfile
+"""Tests of the recipe framework (sereval.corpora) with the 19 recipes (sereval.recipes): real file listings (when
+../shared exists), hand-made fixtures, bad input, manifests on disk, data-root descriptions, and the `sereval scan`
+command."""
+import collections, csv, json, os, shutil, unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -8,9 +9,9 @@ import pandas as pd
 import pytest
 
 from sereval.cli import main as cli_main
-from sereval.corpora import (CLUSTERS, CORPORA, RECIPES, class_priors, get_recipe, load_clusters, lookup, ood_pairs,
-                             read_manifest, read_xlsx, scan, scan_command, scan_listing, scan_root,
-                             write_manifest)
+from sereval.corpora import read_manifest, scan_summary, read_textgrid_tier, read_xlsx, write_manifest, write_manifests
+from sereval.recipes import CORPORA, RECIPES, get_recipe, scan, scan_listing, scan_root
+from sereval.protocol import load_clusters, ood_pairs
 from sereval.errors import SerevalError
 from sereval.taxonomy import CLASSES
 
@@ -287,18 +288,8 @@ def test_fixture_root_finds_all_corpora():
 
 
 def _xlsx(path: Path, rows):
-    "A minimal .xlsx written by hand (shared strings + one sheet), to test the reader without openpyxl."
-    strings = sorted({str(v) for r in rows for v in r if not isinstance(v, int)})
-    idx = {s: i for i, s in enumerate(strings)}
-    def cell(ci, ri, v):
-        ref = f'{chr(65 + ci)}{ri + 1}'
-        return (f'<c r="{ref}"><v>{v}</v></c>' if isinstance(v, int) else f'<c r="{ref}" t="s"><v>{idx[str(v)]}</v></c>')
-    sheet = ''.join(f'<row r="{ri + 1}">' + ''.join(cell(ci, ri, v) for ci, v in enumerate(r)) + '</row>'
-                    for ri, r in enumerate(rows))
-    ns = 'http://schemas.openxmlformats.org/spreadsheetml/2006/main'
-    with zipfile.ZipFile(path, 'w') as z:
-        z.writestr('xl/sharedStrings.xml', f'<sst xmlns="{ns}">' + ''.join(f'<si><t>{s}</t></si>' for s in strings) + '</sst>')
-        z.writestr('xl/worksheets/sheet1.xml', f'<worksheet xmlns="{ns}"><sheetData>{sheet}</sheetData></worksheet>')
+    "A workbook of one sheet (first row = header), written by pandas through openpyxl."
+    pd.DataFrame(rows[1:], columns=rows[0]).to_excel(path, index=False)
 
 
 def test_baum_xlsx_and_acted_codes(tmp_path):
@@ -312,6 +303,38 @@ def test_baum_xlsx_and_acted_codes(tmp_path):
     assert dict(zip(df['relpath'].str[-12:], df['raw_label'])) == {
         'S005_010.mp4': 'boredom', 'S005_011.mp4': 'interest', 'S001_001.mp4': 'neutral'}
     assert df['label'].tolist() == ['sadness', 'other', 'neutral'] and df['speaker'].tolist() == ['S005', 'S005', 'S001']
+
+
+def test_xlsx_reader_text_cells(tmp_path):
+    "Sheets come back as text: whole numbers without '.0', empty cells '', empty rows dropped, every sheet in order."
+    with pd.ExcelWriter(tmp_path / 'a.xlsx') as w:
+        pd.DataFrame({'Clip': ['S001_001', None, 'S001_002'], 'Code': [3.0, None, 11], 'Note': ['', None, 'x']}).to_excel(w, index=False)
+        pd.DataFrame({'Clip': ['S009_001'], 'Emotion': ['Happy']}).to_excel(w, sheet_name='acted', index=False)
+    first, second = read_xlsx(tmp_path / 'a.xlsx')
+    assert first.values.tolist() == [['S001_001', '3', ''], ['S001_002', '11', 'x']]
+    assert list(second.columns) == ['Clip', 'Emotion'] and second.values.tolist() == [['S009_001', 'Happy']]
+    (tmp_path / 'bad.xlsx').write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(SerevalError, match='bad.xlsx'): read_xlsx(tmp_path / 'bad.xlsx')
+
+
+_LONG_TG = ('File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = 1\ntiers? <exists>\nsize = 1\n'
+            'item []:\n    item [1]:\n        class = "IntervalTier"\n        name = "Emotion"\n        xmin = 0\n'
+            '        xmax = 1\n        intervals: size = 2\n        intervals [1]:\n            xmin = 0\n'
+            '            xmax = 0.5\n            text = ""\n        intervals [2]:\n            xmin = 0.5\n'
+            '            xmax = 1\n            text = "rõõm"\n')
+
+
+def test_textgrid_reader_and_damaged_textgrid(tmp_path):
+    "UTF-16 and UTF-8 TextGrids read alike (tier name in any case); a damaged one gives no label, reported as a skip."
+    (tmp_path / 'a.TextGrid').write_text(_LONG_TG, encoding='utf-16')
+    (tmp_path / 'b.TextGrid').write_text(_LONG_TG, encoding='utf-8')
+    assert read_textgrid_tier(tmp_path / 'a.TextGrid', 'emotion') == read_textgrid_tier(tmp_path / 'b.TextGrid', 'EMOTION') == ['rõõm']
+    root = touch(tmp_path / 'eekk', ['1.wav', '2.wav'])
+    (root / '1.TextGrid').write_text(_LONG_TG, encoding='utf-8')
+    (root / '2.TextGrid').write_text(_LONG_TG[:150], encoding='utf-8')                  # cut short
+    df = scan(root, 'eekk')
+    assert df[['relpath', 'label']].values.tolist() == [['1.wav', 'happiness']]
+    assert len(df.attrs['skipped']) == 1 and 'unknown EEKK label' in df.attrs['skipped']['reason'].iloc[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -341,12 +364,18 @@ def test_non_matching_files_are_reported(tmp_path):
     assert df.attrs['ignored'] == {'.xyz': 1, 'hidden': 1, '.md': 1}          # counted, reported by sereval scan
 
 
-def test_single_corpus_root_hint(tmp_path, capsys):
+def test_single_corpus_root_hint(tmp_path):
     shutil.copytree(FIXTURES / 'emodb', tmp_path / 'emodb_copy')
     with pytest.raises(SerevalError, match='--folder NAME=.'): scan_root(tmp_path / 'emodb_copy')
-    assert scan_command([str(tmp_path / 'emodb_copy'), '--corpus', 'emodb', '--folder', 'emodb=.']) == 0
+    manifest, _ = scan_root(tmp_path / 'emodb_copy', corpora=['emodb'], folders={'emodb': '.'})
+    assert len(manifest) == 3
+
+
+def test_scan_command_single_corpus_root(tmp_path, capsys):
+    shutil.copytree(FIXTURES / 'emodb', tmp_path / 'emodb_copy')
+    assert cli_main(['scan', str(tmp_path / 'emodb_copy'), '--corpora', 'emodb', '--folder', 'emodb=.']) == 0
     for n in ['03a01Fa.lablaut', '03a01Fa.silb']: (tmp_path / 'emodb_copy' / n).touch()
-    assert scan_command([str(tmp_path / 'emodb_copy'), '--corpus', 'emodb', '--folder', 'emodb=.']) == 0
+    assert cli_main(['scan', str(tmp_path / 'emodb_copy'), '--corpora', 'emodb', '--folder', 'emodb=.']) == 0
     assert 'ignored 2 files that are not audio (1 .lablaut, 1 .silb)' in capsys.readouterr().out
 
 
@@ -378,13 +407,6 @@ def test_cafe_renamed_files_in_mangled_folders(tmp_path):
     assert len(sk) == 1 and 'not valid UTF-8' in sk['reason'].iloc[0]
 
 
-def test_lookup_variants():
-    vocab = {'colère': 'anger', 'dégoût': 'disgust'}
-    for v in ['Colère', unicodedata.normalize('NFD', 'Colère'), 'ColŠre', 'ColКre', 'COLERE']:
-        assert lookup(v, vocab) == 'colère'
-    assert lookup('Joie', vocab) is None
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Registry, clusters, priors, manifests, root description
 # ---------------------------------------------------------------------------------------------------------------
@@ -397,24 +419,6 @@ def test_registry():
         assert set(r.label_map.values()) <= set(CLASSES) and r.language and r.layout
         assert r.layout in r.__doc__ and r.language in r.__doc__ and 'Raw label -> class' in r.__doc__
     assert 'contempt' in get_recipe('MEAD').__doc__ and 'f -> other' in get_recipe('shemo').__doc__
-
-
-def test_clusters_and_pairs(tmp_path):
-    assert sum(map(len, CLUSTERS.values())) == 13
-    pairs = ood_pairs(CLUSTERS, CORPORA)
-    assert len(pairs) == 2 + 72 + 2 and ('emodb', 'resd') in pairs and ('emodb', 'emovo') not in pairs
-    assert load_clusters(tmp_path) == CLUSTERS
-    (tmp_path / 'sereval_corpora.json').write_text(json.dumps({'corpora': [], 'clusters': {'c': ['a', 'b']}}))
-    assert load_clusters(tmp_path) == {'c': ('a', 'b')}
-
-
-def test_class_priors_computed():
-    df = scan(FIXTURES / 'emodb', 'emodb')
-    p = class_priors(df)
-    assert p.shape == (8,) and np.isclose(p.sum(), 1) and p[CLASSES.index('surprise')] == 0
-    assert np.allclose(p[[CLASSES.index(c) for c in ('anger', 'happiness', 'sadness')]], 1 / 3)
-    with pytest.raises(SerevalError): class_priors(['joy'])
-    with pytest.raises(SerevalError): class_priors([True, False])          # bools are not class indices
 
 
 def test_root_description(tmp_path):
@@ -454,11 +458,43 @@ def test_manifest_roundtrip(tmp_path):
     with pytest.raises(SerevalError, match='does not exist'): read_manifest(tmp_path / 'none.csv')
 
 
+def test_damaged_manifest_names_the_file(tmp_path):
+    manifest, _ = scan_root(FIXTURES, corpora=['emodb'])
+    good = write_manifest(manifest, tmp_path / 'emodb.parquet').read_bytes()
+    for name, data in [('cut.parquet', good[:len(good) // 2]), ('junk.parquet', b'not parquet at all'),
+                       ('empty.parquet', b'')]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SerevalError, match=f'{name} is damaged or truncated'): read_manifest(tmp_path / name)
+    (tmp_path / 'bad.csv').write_bytes(b'\xff\xfe\x00broken')
+    with pytest.raises(SerevalError, match='bad.csv'): read_manifest(tmp_path / 'bad.csv')
+
+
+def test_write_manifests_is_atomic_and_in_the_layout(tmp_path, monkeypatch):
+    from sereval.layout import Layout
+    manifest, _ = scan_root(FIXTURES, corpora=['emodb', 'urdu'])
+    paths = write_manifests(manifest, tmp_path)
+    assert paths == [Layout(tmp_path).manifest('emodb'), Layout(tmp_path).manifest('urdu')]
+    before = paths[0].read_bytes()
+    def fail(self, *a, **k): raise OSError('disk full')
+    monkeypatch.setattr(pd.DataFrame, 'to_parquet', fail)
+    with pytest.raises(OSError): write_manifest(manifest.iloc[:1], paths[0])
+    assert paths[0].read_bytes() == before                                   # the old file is intact
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == ['emodb.parquet', 'urdu.parquet']   # no temporary left
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------------------------------------------
+def test_scan_summary_of_the_fixture_root():
+    manifest, skipped = scan_root(FIXTURES)
+    out = scan_summary(manifest, skipped)
+    assert 'emodb: 3 clips, 2 speakers' in out and 'skipped 1 files' in out and 'no such audio file' in out
+    assert 'ignored 2 files that are not audio (2 .csv)' in out                # MELD's tables
+    assert out.endswith(f'total: {len(manifest)} clips in 19 corpora, {len(skipped)} files skipped')
+
+
 def test_scan_command_all(tmp_path, capsys):
-    assert scan_command([str(FIXTURES), '--out', str(tmp_path / 'all.parquet')]) == 0
+    assert cli_main(['scan', str(FIXTURES), '--out', str(tmp_path / 'all.parquet')]) == 0
     out = capsys.readouterr().out
     assert 'emodb: 3 clips, 2 speakers' in out and 'skipped 1 files' in out and 'no such audio file' in out
     assert 'ignored 2 files that are not audio (2 .csv)' in out                # MELD's tables
@@ -468,7 +504,7 @@ def test_scan_command_all(tmp_path, capsys):
 def test_scan_command_corpus_folder_and_dir_out(tmp_path, capsys):
     shutil.copytree(FIXTURES / 'emovo', tmp_path / 'data' / 'my emovo copy')
     shutil.copytree(FIXTURES / 'shemo', tmp_path / 'data' / 'ShEMO')
-    rc = scan_command([str(tmp_path / 'data'), '--corpus', 'emovo', 'shemo', '--folder', 'EMOVO=my emovo copy',
+    rc = cli_main(['scan', str(tmp_path / 'data'), '--corpora', 'emovo,shemo', '--folder', 'EMOVO=my emovo copy',
                        '--out', str(tmp_path / 'results')])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / 'results' / 'manifests').iterdir()) == ['emovo.parquet', 'shemo.parquet']
@@ -478,14 +514,14 @@ def test_scan_command_corpus_folder_and_dir_out(tmp_path, capsys):
 def test_scan_command_errors_via_cli(tmp_path, capsys):
     assert cli_main(['scan', str(tmp_path / 'missing')]) == 2
     assert 'does not exist' in capsys.readouterr().err
-    assert cli_main(['scan', str(FIXTURES), '--corpus', 'iemocap']) == 2
+    assert cli_main(['scan', str(FIXTURES), '--corpora', 'iemocap']) == 2
     assert 'unknown corpus' in capsys.readouterr().err
     assert cli_main(['scan', str(FIXTURES), '--folder', 'emodb']) == 2
     assert 'NAME=DIR' in capsys.readouterr().err
     (tmp_path / 'root').mkdir()
-    assert cli_main(['scan', str(tmp_path / 'root'), '--corpus', 'casia']) == 2
+    assert cli_main(['scan', str(tmp_path / 'root'), '--corpora', 'casia']) == 2
     assert '--folder casia=DIR' in capsys.readouterr().err
-    assert cli_main(['scan', str(FIXTURES), '--corpus', 'emodb', '--out', str(tmp_path / 'x.json')]) == 2
+    assert cli_main(['scan', str(FIXTURES), '--corpora', 'emodb', '--out', str(tmp_path / 'x.json')]) == 2
 
 
 def test_masc_variants(tmp_path):

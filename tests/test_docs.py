@@ -1,10 +1,12 @@
-"""The documentation site: every notebook is a page of _quarto.yml, and nbdev's doc processing runs on every notebook.
+"""The documentation site and the package as installed: every notebook is a page of _quarto.yml, nbdev's doc processing
+runs on every notebook, and a wheel carries every module and data file of the source tree.
 
 Quarto itself cannot run here; what it renders is nbdev's processed notebooks (`make docs`), so that step is checked.
 """
-import json, shutil, subprocess, sys
+import json, subprocess, sys, zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 TOP = Path(__file__).resolve().parent.parent
@@ -24,20 +26,44 @@ def test_quarto_sidebar_lists_every_notebook_once():
     assert cfg['execute']['enabled'] is False   # pages show their committed outputs
 
 
-def test_every_notebook_has_a_title_and_prose():
+def test_every_notebook_opens_with_a_title_and_its_step():
     for p in sorted((TOP / 'nbs').glob('*.ipynb')):
         cells = json.loads(p.read_text())['cells']
-        assert cells[0]['cell_type'] == 'markdown' and ''.join(cells[0]['source']).startswith('# '), f'{p.name}: no title'
+        first = ''.join(cells[0]['source']).strip().splitlines() if cells else []
+        assert cells[0]['cell_type'] == 'markdown' and first and first[0].startswith('# '), f'{p.name}: no title'
+        rest = first[1:]
+        k = next((i for i, l in enumerate(rest) if l.strip()), None)
+        one_line = k is not None and rest[k].startswith('> ') and (k + 1 == len(rest) or not rest[k + 1].strip())
+        assert one_line, f'{p.name}: the title is followed by one `> ` line stating its step'
         prose = sum(len(''.join(c['source'])) for c in cells if c['cell_type'] == 'markdown')
         assert prose > 300, f'{p.name}: the page explains too little ({prose} characters of prose)'
 
 
-def test_nbdev_processes_every_notebook(tmp_path):
-    for name in ('settings.ini', 'setup.py', 'nbs', 'sereval'):
-        src = TOP / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+def test_no_notebook_refers_outside_the_repository():
+    for p in sorted((TOP / 'nbs').glob('*.ipynb')):
+        assert '../shared' not in p.read_text(encoding='utf-8'), f'{p.name} refers to ../shared, outside the repository'
+
+
+@pytest.mark.slow
+def test_nbdev_processes_every_notebook(tmp_path, copy_source):
+    copy_source(tmp_path, names=('settings.ini', 'setup.py', 'nbs', 'sereval'))
     r = subprocess.run([sys.executable, '-c', 'from nbdev.serve import proc_nbs; proc_nbs(n_workers=2)'],
                        cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     done = sorted(p.name for p in (tmp_path / '_proc').glob('*.ipynb'))
     assert done == sorted(p.name for p in (TOP / 'nbs').glob('*.ipynb'))
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_package(wheel, wheel_site):
+    "A wheel holds every module and data file of the source package, and the package imports from it."
+    names = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith('sereval/')}
+    source = {str(p.relative_to(TOP)) for p in (TOP / 'sereval').rglob('*')
+              if p.is_file() and '__pycache__' not in p.parts and p.suffix != '.pyc'}
+    assert names == source, f'only in the wheel: {sorted(names - source)}; missing from it: {sorted(source - names)}'
+    code = "import sys, sereval; assert sereval.__file__.startswith(sys.argv[1]), sereval.__file__; print(sereval.__version__)"
+    out = subprocess.run([sys.executable, '-c', code, str(wheel_site)], capture_output=True, text=True,
+                         cwd=wheel_site.parent, env={'PYTHONPATH': str(wheel_site), 'PATH': '/usr/bin:/bin'})
+    assert out.returncode == 0, out.stderr[-2000:]
+    version = next(l.split('=', 1)[1].strip() for l in (TOP / 'settings.ini').read_text().splitlines() if l.startswith('version'))
+    assert out.stdout.strip() == version

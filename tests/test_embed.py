@@ -8,14 +8,16 @@ import pytest
 import soundfile as sf
 
 from sereval.audio import load_audio
-from sereval.backbones import get_backbone, Encoder
-from sereval.corpora import scan_root, write_manifest
-from sereval.embed import embed_corpus, embed_command
-from sereval.store import open_store, store_dir, FRAMES
+from sereval.backbones import HOP, Encoder, get_backbone
+from sereval.cli import main
+from sereval.corpora import write_manifest
+from sereval.embed import embed_corpus
+from sereval.recipes import scan_root
+from sereval.store import FRAMES, open_store, store_dir
 from sereval.synth import make_demo, DEMO_CORPORA
+from sereval.testing import random_whisper_checkpoint
 
 BACKBONE = 'whisper-logmel'
-SEREVAL = [sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())']   # the console script
 
 
 @pytest.fixture(scope='module')
@@ -53,6 +55,7 @@ def check_store(store_root, manifest, enc, name=BACKBONE, skipped=()):
         assert size == int(st.index['n_frames'].sum()) * st.dim * 2  # no hole, no torn tail
         ends = (st.index['start'] + st.index['n_frames']).to_numpy()
         assert (np.sort(st.index['start'].to_numpy())[1:] == np.sort(ends)[:-1]).all()  # contiguous, no overlap
+        assert not list(st.folder.glob('*.tmp')) and not list(st.folder.glob('*.compact'))   # no debris of a crash
         for r in st.index.itertuples():
             ref = enc.encode([load_audio(r.path, sr=enc.sample_rate)])[0]
             got = st.clip_by_id(r.clip_id).astype(np.float32)
@@ -91,17 +94,33 @@ def test_injected_failure_then_resume(demo, encoder, tmp_path):
     check_store(store, manifest, encoder)
 
 
-SLOW_SCRIPT = textwrap.dedent('''
-    import sys, time
+KILL_SCRIPT = textwrap.dedent('''
+    import os, sys, time
     import pandas as pd
     from sereval.backbones import get_backbone
     from sereval.embed import embed_corpus
-    enc = get_backbone(sys.argv[3])
-    orig = enc.encode
-    def slow(waves, batch_size=None):
-        time.sleep(0.15 * len(waves)); return orig(waves, batch_size)
-    enc.encode = slow
-    embed_corpus(pd.read_parquet(sys.argv[1]), enc, sys.argv[2], commit_every=1, chunk=2, progress=False)
+    manifest, store, backbone, mode, at, ready = sys.argv[1:]
+    at, count, rename = int(at), [0], os.rename
+    def block():                  # tell the test how far we got, then wait for the kill: we cannot finish first
+        with open(ready + '.part', 'w') as f: f.write(str(count[0]))
+        rename(ready + '.part', ready)
+        while True: time.sleep(60)
+    enc = get_backbone(backbone)
+    if mode == 'encode':          # between two commits: before encoding, once `at` clips are encoded (and committed)
+        encode = enc.encode
+        def counting_encode(waves, batch_size=None):
+            if count[0] >= at: block()
+            count[0] += len(waves); return encode(waves, batch_size)
+        enc.encode = counting_encode
+    else:                         # inside a commit: frames appended, new index written and fsynced, not yet in place
+        replace = os.replace
+        def counting_replace(src, dst, *a, **k):
+            if os.path.basename(str(dst)) == 'index.parquet':
+                if count[0] + 1 == at: block()
+                count[0] += 1
+            return replace(src, dst, *a, **k)
+        os.replace = counting_replace
+    embed_corpus(pd.read_parquet(manifest), enc, store, commit_every=1, chunk=2, progress=False)
     print('DONE')
 ''')
 
@@ -114,25 +133,41 @@ def n_committed(store, corpora):
     return n
 
 
+def kill_at(tmp_path, mf, store, mode, at):
+    "Run the extraction in a child process until it blocks at its kill point, SIGKILL it there; its count at that point."
+    script = tmp_path / 'kill_embed.py'; script.write_text(KILL_SCRIPT)
+    ready = tmp_path / f'ready-{mode}-{at}'
+    proc = subprocess.Popen([sys.executable, str(script), str(mf), str(store), BACKBONE, mode, str(at), str(ready)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    while not ready.exists():
+        assert proc.poll() is None, f'the child ended before its kill point: {proc.communicate()}'
+        assert time.monotonic() - t0 < 600, 'the child did not reach its kill point in 10 minutes'
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL); proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return int(ready.read_text())
+
+
+@pytest.mark.slow
 def test_sigkill_then_resume(demo, encoder, tmp_path):
+    "Killed between two commits, then inside one: every committed clip survives and is reused; nothing is half-written."
     _, manifest = demo
     mf = write_manifest(manifest, tmp_path / 'manifest.parquet')
-    script = tmp_path / 'slow_embed.py'; script.write_text(SLOW_SCRIPT)
     store = tmp_path / 'emb'
     corpora = sorted(manifest['corpus'].unique())
-    for target in (3, 9):                         # kill twice, at different points, then let it finish
-        proc = subprocess.Popen([sys.executable, str(script), str(mf), str(store), BACKBONE],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        t0 = time.time()
-        while n_committed(store, corpora) < target and proc.poll() is None and time.time() - t0 < 120:
-            time.sleep(0.02)
-        time.sleep(np.random.default_rng(target).uniform(0, 0.15))   # land anywhere, also inside a commit
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGKILL); proc.wait()
-        assert proc.returncode == -signal.SIGKILL
-        assert n_committed(store, corpora) >= target
+    encoded = kill_at(tmp_path, mf, store, 'encode', 3)
+    assert encoded >= 3 and n_committed(store, corpora) == encoded          # commit_every=1: all encoded clips are in
+    before = n_committed(store, corpora)
+    replaced = kill_at(tmp_path, mf, store, 'replace', 6)
+    assert replaced == 5
+    stale = [p for c in corpora for p in store_dir(store, BACKBONE, c).glob('*.tmp')]
+    assert stale, 'the second kill should land inside a commit, leaving its temporary index behind'
+    committed = n_committed(store, corpora)
+    assert before < committed < len(manifest)
     s = embed_corpus(manifest, encoder, store, progress=False)
-    assert int(s['reused'].sum()) >= 9
+    assert int(s['reused'].sum()) == committed                              # committed clips are not recomputed
+    assert int(s['embedded'].sum()) == len(manifest) - committed
     check_store(store, manifest, encoder)
 
 
@@ -158,24 +193,25 @@ def test_changed_and_unreadable(demo, encoder, tmp_path, capsys):
     assert st.meta['n_skipped'] == 1 and st.meta['skipped'][0]['path'] == broken
     assert gone not in set(st.index['clip_id'])
     row = open_store(store, BACKBONE, manifest.corpus[1]).index.set_index('path').loc[changed]
-    assert row.n_frames == math.ceil(len(x) // 3 / 320)
+    assert row.n_frames == math.ceil(len(x) // 3 / HOP)
 
 
-def test_embed_command(demo, tmp_path):
+def test_embed_command(demo, tmp_path, capsys):
+    "`sereval embed` from a data root, then from the manifests it wrote; a missing data root is a clear error."
     root, manifest = demo
     out = tmp_path / 'out'
-    r = subprocess.run(SEREVAL + ['embed', '--backbone', BACKBONE, '--data-root', str(root), '--out', str(out),
-                        '--corpus', 'demo-emodb', '--no-progress'], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert main(['embed', '--backbone', BACKBONE, '--data-root', str(root), '--out', str(out), '--corpora', 'demo-emodb',
+                 '--quiet']) == 0
     assert (out / 'manifests' / 'demo-emodb.parquet').exists()
     st = open_store(out / 'embeddings', BACKBONE, 'demo-emodb')
     assert len(st) == (manifest.corpus == 'demo-emodb').sum() and st.complete
-    # from the written manifests instead of the data root: nothing left to do
-    assert embed_command(['--backbone', BACKBONE, '--manifest', str(out / 'manifests'), '--out', str(out),
-                          '--no-progress']) == 0
-    r = subprocess.run(SEREVAL + ['embed', '--backbone', BACKBONE, '--data-root', str(tmp_path / 'nope'),
-                        '--out', str(out)], capture_output=True, text=True)
-    assert r.returncode == 2 and 'does not exist' in r.stderr
+    capsys.readouterr()
+    assert main(['embed', '--backbone', BACKBONE, '--manifest', str(out / 'manifests'), '--out', str(out), '--quiet']) == 0
+    summary = capsys.readouterr().out
+    assert 'demo-emodb' in summary and f'stores: {out / "embeddings" / "whisperlogmel"}' in summary
+    assert open_store(out / 'embeddings', BACKBONE, 'demo-emodb').meta['n_clips'] == len(st)   # nothing left to do
+    assert main(['embed', '--backbone', BACKBONE, '--data-root', str(tmp_path / 'nope'), '--out', str(out)]) == 2
+    assert 'does not exist' in capsys.readouterr().err
 
 
 def test_relabel_without_reembedding(demo, encoder, tmp_path):
@@ -199,19 +235,17 @@ def test_other_model_same_name_refused(demo, encoder, tmp_path):
         embed_corpus(m, other, tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_embed_command_with_a_checkpoint_file(demo, tmp_path):
     "A model file goes through `sereval embed` like a registry name; --name picks the store folder."
-    from sereval.embed import random_whisper_checkpoint
     root, manifest = demo
     ckpt = random_whisper_checkpoint(tmp_path / 'w.pt', 'tiny')
     out = tmp_path / 'out'
-    r = subprocess.run(SEREVAL + ['embed', '--backbone', str(ckpt), '--name', 'my-whisper', '--data-root', str(root),
-                                  '--out', str(out), '--corpus', 'demo-emovo', '--batch-size', '8', '--no-progress'],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert main(['embed', '--backbone', str(ckpt), '--name', 'my-whisper', '--data-root', str(root), '--out', str(out),
+                 '--corpora', 'demo-emovo', '--batch-size', '8', '--quiet']) == 0
     st = open_store(out / 'embeddings', 'my-whisper', 'demo-emovo')
     assert st.folder.parent.name == 'mywhisper' and st.dim == 384 and st.meta['source'] == f'whisper:{ckpt}'
     m = manifest[manifest.corpus == 'demo-emovo']
     assert len(st) == len(m)
     for r in st.index.itertuples():
-        assert r.n_frames == math.ceil(len(load_audio(r.path)) / 320)
+        assert r.n_frames == math.ceil(len(load_audio(r.path)) / HOP)

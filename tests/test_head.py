@@ -1,53 +1,42 @@
-"The frame-level head: architecture, packed pooling, reading packed batches from a memory map with bounded memory."
+"The head on packed batches read from the embedding store, and the memory those reads keep resident."
 import numpy as np
 import pytest
 import torch
 
-from sereval.head import FrameMLP, PackedReader, segment_ids, segment_mean
+from sereval.batches import PackedReader
+from sereval.head import FrameMLP
+from sereval.store import open_store, write_store
 
 
-def test_architecture_and_defaults():
-    h = FrameMLP(1024)
-    assert [type(m).__name__ for m in h.children()] == ['Linear', 'LayerNorm', 'GELU', 'Dropout', 'Linear']
-    assert (h.fc1.in_features, h.fc1.out_features, h.fc2.out_features, h.drop.p) == (1024, 512, 8, 0.1)
-    assert sum(p.numel() for p in h.parameters()) == 529_928            # "about 500 K for d = 1024"
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal((int(n), 6)).astype(np.float32) for n in rng.integers(1, 40, 30)]
+    return write_store(tmp_path, 'bb', 'corpus', [dict(clip_id=f'c{i}') for i in range(len(clips))], clips, frame_rate=50.0)
 
 
-def test_pooling_is_mean_of_frame_logits_and_packing_is_exact():
-    torch.manual_seed(0)
-    h = FrameMLP(12, hidden=16).eval()
-    lens = [1, 9, 4, 30]
-    clips = [torch.randn(n, 12) for n in lens]
-    packed = h(torch.cat(clips), torch.tensor(lens))
-    for i, c in enumerate(clips):
-        torch.testing.assert_close(packed[i], h.frame_logits(c).mean(0))
-
-
-def test_segment_mean_gradient():
-    x = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    lens = torch.tensor([2, 5])
-    torch.autograd.gradcheck(lambda x: segment_mean(x, segment_ids(lens), lens), (x,))
-
-
-def _memmap(tmp_path, n, d, seed=0):
-    a = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float16)
-    a.tofile(tmp_path / 'frames.f16')
-    return a, np.memmap(tmp_path / 'frames.f16', dtype=np.float16, mode='r', shape=(n, d))
-
-
-def test_gather_matches_and_reuse(tmp_path):
-    a, mm = _memmap(tmp_path, 500, 6)
+def test_batches_from_the_store_are_its_clips(store):
+    "Any subset of a store's clips, in any order, read as one packed batch: each clip's frames are the store's, as float32."
     rng = np.random.default_rng(1)
+    starts, lengths = store.index['start'].to_numpy(), store.index['n_frames'].to_numpy()
     for reuse in (False, True):
-        r = PackedReader(mm, reuse=reuse)
+        r = PackedReader(store.frames, reuse=reuse, release_bytes=1000)
         for _ in range(5):
-            starts = rng.integers(0, 450, 7); lens = rng.integers(1, 50, 7)
-            b = r.batch(starts, lens)
-            want = np.concatenate([a[s:s + n] for s, n in zip(starts, lens)]).astype(np.float32)
+            sel = rng.choice(len(store), 7, replace=False)
+            b = r.batch(starts[sel], lengths[sel])
+            want = np.concatenate([store.clip(i) for i in sel]).astype(np.float32)
             assert b.frames.dtype == torch.float32 and b.frames.is_contiguous()
             np.testing.assert_array_equal(b.frames.numpy(), want)
-            assert b.segments.tolist() == np.repeat(np.arange(7), lens).tolist()
-    with pytest.raises(ValueError): PackedReader(mm).batch([0], [0])
+            assert b.segments.tolist() == np.repeat(np.arange(7), lengths[sel]).tolist()
+
+
+def test_head_on_a_store_batch_is_the_mean_of_each_clips_frame_logits(store):
+    torch.manual_seed(0)
+    h = FrameMLP(store.dim, hidden=16).eval()
+    b = PackedReader(store.frames).batch(store.index['start'], store.index['n_frames'])
+    pooled = h(b.frames, b.lengths, b.segments)
+    for i in range(len(store)):
+        torch.testing.assert_close(pooled[i], h.frame_logits(torch.from_numpy(store.clip(i).astype(np.float32))).mean(0))
 
 
 def _rss_file_kb():

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from sereval.metrics import METRICS, RULES, EPS, adjust_logits, compute_metrics, evaluate, ood_predictions
+from sereval.metrics import METRICS, compute_metrics, evaluate, ood_predictions
+from sereval.protocol import EPS, RULES, adjust_logits
 from sereval.taxonomy import CLASSES, OTHER_INDEX, label_indices
 
 SHARED = Path(__file__).resolve().parents[1] / '..' / 'shared'
@@ -96,7 +97,8 @@ def test_mesd_flaw():
 def test_published_mesd_row_is_always_surprise(test_corpus):
     """The paper's published MESD row (identical for every backbone) is exactly the score of predicting `surprise` for
     every clip: what the paper's rule does with a training prior without surprise, whatever the logits."""
-    from sereval.corpora import class_priors, scan_listing
+    from sereval.protocol import class_priors
+    from sereval.recipes import scan_listing
     listing = lambda c: (SHARED / 'corpus_listings' / f'{c}.txt').read_text(encoding='utf-8').split('\n')
     mesd = scan_listing([l for l in listing('mesd') if l.strip()], 'mesd')
     test = scan_listing([l for l in listing(test_corpus) if l.strip()], test_corpus)

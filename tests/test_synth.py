@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sereval.synth import (make_demo, synth_command, DEMO_CORPORA, DEMO_CLUSTERS, DEMO_NAMES, SYNTHETIC_TAG, EMOTIONS,
+from sereval.synth import (make_demo, DEMO_CORPORA, DEMO_CLUSTERS, DEMO_NAMES, SYNTHETIC_TAG, EMOTIONS,
                            plan_demo, make_language, synthesize, make_speaker, make_sentence)
-from sereval.corpora import scan_root, load_clusters, class_priors, CORPORA, get_recipe
-from sereval.audio import load_audio
+from sereval.recipes import scan_root, CORPORA, get_recipe
+from sereval.protocol import load_clusters, class_priors
+from sereval.audio import MAX_SECONDS, SAMPLE_RATE, load_audio
 from sereval.taxonomy import CLASSES
 from sereval.errors import SerevalError
 
@@ -27,6 +28,7 @@ def digest(root: Path) -> dict:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_determinism(demo, tmp_path):
     root, _, _ = demo
     again = make_demo(tmp_path / 'again', seed=0, size=SIZE, progress=False)
@@ -37,6 +39,7 @@ def test_determinism(demo, tmp_path):
     assert wavs and all(d0[k] != d1[k] for k in wavs)
 
 
+@pytest.mark.slow
 def test_determinism_across_processes(demo, tmp_path):
     "Another interpreter with another hash seed writes the same bytes."
     import os, subprocess, sys
@@ -101,9 +104,10 @@ def test_corpora_differ(demo):
     # a few clips are longer than 30 s, and the loader cuts them
     long = [p for p in manifest['path'] if sf.info(p).duration > 30]
     assert 1 <= len(long) <= 5
-    assert len(load_audio(long[0])) == 30 * 16000
+    assert len(load_audio(long[0])) == int(MAX_SECONDS * SAMPLE_RATE)
 
 
+@pytest.mark.slow
 def test_priors_differ_and_missing_class(tmp_path):
     root = make_demo(tmp_path / 'd', seed=0, size=0.5, progress=False)
     manifest, skipped = scan_root(root)
@@ -159,8 +163,10 @@ def test_refuses_foreign_folder(tmp_path):
     with pytest.raises(SerevalError): make_demo(tmp_path / 'x', size=0, progress=False)
 
 
+@pytest.mark.slow
 def test_command(tmp_path, capsys):
-    assert synth_command([str(tmp_path / 'out'), '--seed', '3', '--size', '0.03', '--quiet']) == 0
+    from sereval.cli import main
+    assert main(['synth', str(tmp_path / 'out'), '--seed', '3', '--size', '0.03', '--quiet']) == 0
     out = capsys.readouterr().out
     assert 'demo-emodb' in out and 'cluster1' in out
     desc = json.loads((tmp_path / 'out' / 'sereval_corpora.json').read_text())
@@ -180,6 +186,7 @@ def test_emotion_cues_are_measurable():
     assert len(clip['sadness']) > len(clip['neutral']) > len(clip['anger'])
 
 
+@pytest.mark.slow
 def test_learnable_in_domain_harder_across():
     "A plain spectral baseline: in-domain well above chance, cross-corpus lower (cluster1 pair, moderate size)."
     from sklearn.linear_model import LogisticRegression
@@ -221,7 +228,7 @@ def test_every_file_loads(demo):
     _, manifest, _ = demo
     for p in manifest['path']:
         y = load_audio(p)
-        assert y.dtype == np.float32 and 0.3 * 16000 < len(y) <= 30 * 16000
+        assert y.dtype == np.float32 and 0.3 * SAMPLE_RATE < len(y) <= MAX_SECONDS * SAMPLE_RATE
 
 
 def test_custom_corpus_seeding_is_stable():

@@ -1,0 +1,48 @@
+"""sereval.bench across modules: the benchmarks clean up after themselves, a failed training process is an error, and
+every benchmark is callable by keyword with defaults (what `sereval bench` builds its options from).
+The figures themselves are checked on nbs/16_bench.ipynb, which runs each benchmark at a tiny size."""
+import inspect
+
+import pytest
+
+from sereval.bench import BENCHES, bench_extract, bench_store, bench_train
+from sereval.errors import SerevalError
+
+
+def test_every_benchmark_takes_keywords_with_defaults():
+    assert sorted(BENCHES) == ['extract', 'store', 'train']
+    for name, fn in BENCHES.items():
+        params = inspect.signature(fn).parameters.values()
+        assert all(p.default is not inspect.Parameter.empty for p in params), f'bench {name}: every argument needs a default'
+
+
+def test_bench_store_removes_its_scratch_folder(tmp_path, capsys):
+    fig = bench_store(n_clips=5, dim=8, min_frames=3, max_frames=6, repeats=1, progress=False, dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"read_speedup={fig['read_speedup']:.2f} disk_ratio={fig['disk_ratio']:.3f}"
+    cold = bench_store(n_clips=5, dim=8, min_frames=3, max_frames=6, repeats=1, progress=False, cache='cold', dir=tmp_path)
+    assert cold['read_speedup'] == cold['cold_files_s'] / cold['cold_store_s']
+    with pytest.raises(SerevalError, match="'warm' or 'cold'"): bench_store(n_clips=1, cache='hot', dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_bench_train_removes_its_store_and_reports_a_failed_child(tmp_path, capsys):
+    f = bench_train(n_frames=800, dim=16, min_frames=5, max_frames=20, batch_size=8, warmup_steps=1, threads=1, dir=tmp_path)
+    assert list(tmp_path.iterdir()) == [] and f['frames_trained'] == 800
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"gemm_fraction={f['gemm_fraction']:.3f}"
+    with pytest.raises(SerevalError, match='training process failed'):
+        bench_train(n_frames=800, dim=16, min_frames=5, max_frames=20, device='no-such-device', dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_bench_extract_random_whisper(tmp_path):
+    "The random-weight Whisper goes through the real checkpoint loader and the extraction driver."
+    from sereval.synth import DEMO_CORPORA, make_demo
+    root = make_demo(tmp_path / 'demo', size=0.05, corpora=[c for c in DEMO_CORPORA if c.name == 'demo-emodb'], progress=False)
+    n = len(list((root / 'demo-emodb').rglob('*.wav')))
+    df = bench_extract(data=root, backbones=['random-whisper', 'egemaps'])
+    assert list(df.backbone) == ['random-whisper (tiny)', 'egemaps']
+    assert (df.clips + df.skipped == n).all() and (df.skipped == 0).all()
+    with pytest.raises(SerevalError, match='unknown whisper architecture'): bench_extract(data=root, whisper_dims='huge')
