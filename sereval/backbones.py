@@ -5,7 +5,7 @@
 # %% ../nbs/05_backbones.ipynb #813c8fa6
 from __future__ import annotations
 import math, os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,26 +16,32 @@ from .errors import SerevalError
 from .layout import slug
 
 # %% auto #0
-__all__ = ['FRAME_RATE', 'HOP', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', 'BACKBONES', 'PAPER_BACKBONES', 'OFFLINE_BACKBONES', 'ALIASES',
-           'EGEMAPS_UNITS', 'BACKBONE_COLUMNS', 'BackboneSpec', 'canonical_name', 'backbone_slug', 'resolve',
-           'pick_device', 'single_thread', 'Encoder', 'LogMelEncoder', 'egemaps_unit', 'EgemapsEncoder',
-           'OpenAIWhisperEncoder', 'HFEncoder', 'get_backbone', 'backbone_table']
+__all__ = ['FRAME_RATE', 'HOP', 'PAPER_BATCH', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', 'CLAP_FEATURES', 'EMOWHISPER_HUB', 'BACKBONES',
+           'PAPER_BACKBONES', 'PUBLISHED_BACKBONES', 'OFFLINE_BACKBONES', 'ALIASES', 'EGEMAPS_UNITS',
+           'STATE_DICT_SUFFIXES', 'BACKBONE_COLUMNS', 'BackboneSpec', 'canonical_name', 'backbone_slug', 'resolve',
+           'pick_device', 'single_thread', 'paper_frames', 'Encoder', 'LogMelEncoder', 'egemaps_unit', 'EgemapsEncoder',
+           'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict', 'whisper_encoder_from_state_dict',
+           'EmoWhisperEncoder', 'get_backbone', 'backbone_table']
 
 # %% ../nbs/05_backbones.ipynb #dba9d7ef
 FRAME_RATE: int = 50
 "Frames per second of Whisper's encoder and of the weights-free baselines (one frame every 20 ms)."
 HOP: int = SAMPLE_RATE // FRAME_RATE
-"Samples per frame at `SAMPLE_RATE` (20 ms)."
+"Samples per frame at `SAMPLE_RATE` (20 ms); the paper keeps `samples // HOP` frames of every model (MERT: 320 samples at 24 kHz, also `HOP`)."
+PAPER_BATCH: int = 8
+"Clips per batch in the paper's feature extraction (in file order, zero-padded, with an attention mask)."
 LOGMEL_BANDS: int = 80
 "Mel bands of `whisper-logmel` (Whisper's front end before large-v3)."
 EGEMAPS_LLDS: int = 25
 "Low-level descriptors of openSMILE's eGeMAPS v02: the feature size of `egemaps`."
+CLAP_FEATURES: tuple[str, ...] = ('grid', 'per-time')
+"CLAP feature layouts: the paper's `grid` (every patch token, time x frequency, untrimmed) or sereval's `per-time`."
 
 @dataclass(frozen=True)
 class BackboneSpec:
     "How a registered backbone is loaded, and what is known about it (for the paper's ten: its Table 2)."
-    kind: str                                # loader: 'whisper' (openai-whisper), 'hf' (transformers), 'logmel', 'egemaps'
-    source: str = ''                         # openai-whisper model name / checkpoint path, or hub id / local folder
+    kind: str                                # loader: 'whisper' (openai-whisper), 'hf' (transformers), 'emowhisper', 'logmel', 'egemaps'
+    source: str = ''                         # openai-whisper model name / checkpoint path, or hub id / local folder or file
     trust_remote_code: bool = False
     note: str = ''
     label: str = ''                          # display name
@@ -47,16 +53,23 @@ class BackboneSpec:
     sample_rate: int | None = None           # input sample rate (Hz)
     pretraining_data: str = ''
     in_paper: bool = False                   # one of the ten backbones the paper evaluates
+    published: bool = False                  # the paper's published matrices include it
+    features: str = ''                       # a feature option: 'per-time' for CLAP ('' = the paper's features)
 
 def _paper(kind, source, label, family, parameters_m, encoder_parameters_m, dim, frame_rate, sample_rate,
            pretraining_data, **kw) -> BackboneSpec:
     "A backbone of the paper, with its Table 2 facts in the table's column order."
     return BackboneSpec(kind, source, label=label, family=family, parameters_m=parameters_m,
                         encoder_parameters_m=encoder_parameters_m, dim=dim, frame_rate=frame_rate,
-                        sample_rate=sample_rate, pretraining_data=pretraining_data, in_paper=True, **kw)
+                        sample_rate=sample_rate, pretraining_data=pretraining_data, in_paper=True, published=True, **kw)
 
 _ASR = 'weakly supervised ASR / translation'
 _WHISPER_DATA = '680k h multilingual speech with transcripts'
+_CLAP = 'laion/larger_clap_music_and_speech'
+EMOWHISPER_HUB: str = 'spaghettiSystems/emotion_whisper'
+"Where the authors released EmoWhisper's weights (hub id; without network, give the downloaded file or folder)."
+
+_MEDIUM = _paper('whisper', 'medium', 'Whisper medium', _ASR, 769, 306, 1024, FRAME_RATE, SAMPLE_RATE, _WHISPER_DATA)
 
 BACKBONES: dict[str, BackboneSpec] = {
     # registry name: loader, source; name, kind, parameters (M), encoder parameters (M), dim, frames/s, input rate, data
@@ -69,19 +82,29 @@ BACKBONES: dict[str, BackboneSpec] = {
         316, 316, 1024, FRAME_RATE, SAMPLE_RATE, '60k h English audiobooks (Libri-Light)'),
     'microsoft/wavlm-large': _paper('hf', 'microsoft/wavlm-large', 'WavLM large', 'self-supervised (WavLM)',
         316, 316, 1024, FRAME_RATE, SAMPLE_RATE, '94k h English: Libri-Light, GigaSpeech, VoxPopuli'),
-    'laion/larger_clap_music_and_speech': _paper('hf', 'laion/larger_clap_music_and_speech', 'CLAP (larger, music and speech)',
+    _CLAP: _paper('hf', _CLAP, 'CLAP (larger, music and speech)',
         'contrastive audio-text (HTS-AT audio encoder)', None, None, None, None, 48000,
-        'LAION-Audio-630K and music and speech audio-text pairs', note='audio tower, 48 kHz'),
+        'LAION-Audio-630K and music and speech audio-text pairs',
+        note="audio tower, 48 kHz; the paper's features: every patch token of the (time x frequency) grid, untrimmed"),
     'm-a-p/MERT-v1-330M': _paper('hf', 'm-a-p/MERT-v1-330M', 'MERT-v1 330M', 'self-supervised, music',
         330, 330, 1024, 75, 24000, '160k h music', trust_remote_code=True, note='24 kHz input, remote code'),
-    'openai/whisper-medium': _paper('whisper', 'medium', 'Whisper medium', _ASR, 769, 306, 1024, FRAME_RATE, SAMPLE_RATE,
-        _WHISPER_DATA),
+    'openai/whisper-medium': _MEDIUM,
     'openai/whisper-large': _paper('whisper', 'large-v1', 'Whisper large', _ASR, 1550, 635, 1280, FRAME_RATE, SAMPLE_RATE,
         _WHISPER_DATA, note="the original large (openai-whisper's 'large' alias now means large-v3)"),
     'openai/whisper-large-v2': _paper('whisper', 'large-v2', 'Whisper large-v2', _ASR, 1550, 635, 1280, FRAME_RATE,
         SAMPLE_RATE, f'{_WHISPER_DATA} (2.5x more epochs)'),
     'openai/whisper-large-v3': _paper('whisper', 'large-v3', 'Whisper large-v3', _ASR, 1550, 635, 1280, FRAME_RATE,
         SAMPLE_RATE, '1M h weakly labelled + 4M h pseudo-labelled multilingual speech'),
+    'emotionwhisper': BackboneSpec('emowhisper', EMOWHISPER_HUB, label='EmoWhisper',
+        family='Whisper medium encoder fine-tuned for emotion recognition (supervised)',
+        encoder_parameters_m=_MEDIUM.encoder_parameters_m, dim=_MEDIUM.dim, frame_rate=FRAME_RATE, sample_rate=SAMPLE_RATE,
+        pretraining_data=f"Whisper medium ({_WHISPER_DATA}), then fine-tuned on 375 h of emotional speech from 16 corpora",
+        published=True, note='trained on emotional speech: its results are not comparable to the frozen backbones\' in '
+        'the same way (it learnt emotion labels, perhaps of these very corpora); published matrices only, not in Table 2'),
+    'clap-per-time': BackboneSpec('hf', _CLAP, label='CLAP, per-time features (sereval)',
+        family='contrastive audio-text (HTS-AT audio encoder)', sample_rate=48000, features='per-time',
+        pretraining_data='LAION-Audio-630K and music and speech audio-text pairs',
+        note="sereval's option: 10 s windows, frequency rows averaged, trimmed to the audio (3.2 frames/s)"),
     'whisper-logmel': BackboneSpec('logmel', note="weights-free: Whisper's log-mel front end at 20 ms",
         label='Whisper log-mel', family='weights-free features', parameters_m=0, encoder_parameters_m=0,
         dim=LOGMEL_BANDS, frame_rate=FRAME_RATE, sample_rate=SAMPLE_RATE, pretraining_data='none'),
@@ -89,9 +112,11 @@ BACKBONES: dict[str, BackboneSpec] = {
         label='eGeMAPS v02 LLDs', family='weights-free features', parameters_m=0, encoder_parameters_m=0,
         dim=EGEMAPS_LLDS, frame_rate=FRAME_RATE, sample_rate=SAMPLE_RATE, pretraining_data='none'),
 }
-"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), then the weights-free baselines."
+"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, then the weights-free baselines."
 PAPER_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.in_paper)
 "Registry names of the paper's ten backbones, in Table 2 order."
+PUBLISHED_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.published)
+"Registry names of the backbones with published matrices: the paper's ten, then `emotionwhisper`."
 OFFLINE_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.kind in ('logmel', 'egemaps'))
 "Registry names of the weights-free backbones (they run anywhere, with nothing to download)."
 
@@ -100,19 +125,32 @@ ALIASES: dict[str, str] = {
     'w2v-bert-2.0': 'facebook/w2v-bert-2.0', 'wav2vec2-large-robust': 'facebook/wav2vec2-large-robust',
     'hubert-large-ll60k': 'facebook/hubert-large-ll60k', 'hubert-large': 'facebook/hubert-large-ll60k',
     'wavlm-large': 'microsoft/wavlm-large', 'mert-v1-330m': 'm-a-p/MERT-v1-330M', 'mert': 'm-a-p/MERT-v1-330M',
-    'clap': 'laion/larger_clap_music_and_speech', 'larger_clap_music_and_speech': 'laion/larger_clap_music_and_speech',
+    'clap': _CLAP, 'larger_clap_music_and_speech': _CLAP,
+    'emowhisper': 'emotionwhisper', 'emotion-whisper': 'emotionwhisper', EMOWHISPER_HUB.lower(): 'emotionwhisper',
     'logmel': 'whisper-logmel', 'egemaps-lld': 'egemaps',
 }
 "Short names accepted by `get_backbone`."
 
-def canonical_name(name: str) -> str:
-    "Registry key for a registry name, alias or spelling of one (same `slug`); any other name unchanged."
-    name = str(name).strip()
+def _registered(name: str) -> str | None:
+    "Registry key that `name` spells (key, alias or slug of one), else None."
     if name in BACKBONES: return name
     if name.lower() in ALIASES: return ALIASES[name.lower()]
     try: s = slug(name)
-    except SerevalError: return name            # no letters or digits: no registry name is spelt that way
-    return next((k for k in BACKBONES if slug(k) == s), name)
+    except SerevalError: return None            # no letters or digits: no registry name is spelt that way
+    return next((k for k in BACKBONES if slug(k) == s), None)
+
+def _local_copy(name: str) -> tuple[str, str] | None:
+    "`(key, path)` for `<registry name>:<local folder or file>` (a backbone with weights, loaded from a local copy)."
+    head, sep, tail = name.partition(':')
+    if not (sep and tail.strip()): return None
+    k = _registered(head.strip())
+    return (k, tail.strip()) if k and BACKBONES[k].kind in ('whisper', 'hf', 'emowhisper') else None
+
+def canonical_name(name: str) -> str:
+    "Registry key for a registry name, alias, spelling of one (same `slug`) or `<registry name>:<local copy>`; any other name unchanged."
+    name = str(name).strip()
+    if (k := _registered(name)): return k
+    return lc[0] if (lc := _local_copy(name)) else name
 
 def backbone_slug(name: str) -> str:
     "The one file-system name of a backbone: the `slug` of its registry name (`'whisper-large-v3'` → `'openaiwhisperlargev3'`)."
@@ -122,7 +160,11 @@ def resolve(name: str) -> tuple[str, BackboneSpec]:
     "Registry name and spec for `name` (see the table above)."
     name = str(name).strip()
     if not name: raise SerevalError('empty backbone name')
-    if (k := canonical_name(name)) in BACKBONES: return k, BACKBONES[k]
+    if (k := _registered(name)): return k, BACKBONES[k]
+    if (lc := _local_copy(name)):
+        k, path = lc
+        if not Path(path).expanduser().exists(): raise SerevalError(f"{name!r}: no file or folder {path!r} for backbone {k!r}")
+        return k, replace(BACKBONES[k], source=str(Path(path).expanduser()))
     if name.startswith('whisper:'): return name, BackboneSpec('whisper', name[len('whisper:'):])
     if name.startswith('hf:'): return name, BackboneSpec('hf', name[len('hf:'):], trust_remote_code=False)
     p = Path(name).expanduser()
@@ -157,11 +199,22 @@ def single_thread():
     try: yield
     finally: torch.set_num_threads(n)
 
+def paper_frames(n_samples: int, hop: int = HOP) -> int:
+    "Frames the paper keeps of a clip of `n_samples` samples (at the model's input rate): `n_samples // hop`; fewer than one hop is an error."
+    n = int(n_samples) // int(hop)
+    if n < 1:
+        raise SerevalError(f"clip of {int(n_samples)} samples is shorter than one frame ({int(hop)} samples): the paper "
+                           f"keeps samples // {int(hop)} frames, which is none")
+    return n
+
 class Encoder:
     "Base class: a frozen encoder with `name`, `dim`, `frame_rate`, `sample_rate` and `encode`."
     name: str; dim: int; frame_rate: float; sample_rate: int = SAMPLE_RATE
-    source: str = ''                     # what was loaded (set by `get_backbone`), e.g. 'whisper:large-v3'
+    source: str = ''                     # what was loaded (set by `get_backbone`), e.g. 'whisper:large-v3 [paper]'
+    features: str = ''                   # the feature rule, recorded with the source: 'paper', 'per-time', '' (weights-free)
     fixed_length_batches: bool = False   # True: only clips of equal length share a batch
+    keep_order: bool = False             # True: batches are consecutive clips in input order (the paper's); else sorted by length
+    min_samples: int = 1                 # shorter clips are an error (`paper_frames` would keep no frame)
 
     def __init__(self, name: str, device=None, batch_size: int | None = None):
         self.name, self.device = name, pick_device(device)
@@ -179,13 +232,17 @@ class Encoder:
         waves = [np.ascontiguousarray(np.asarray(w, dtype=np.float32).reshape(-1)) for w in waveforms]
         for i, w in enumerate(waves):
             if w.size == 0: raise SerevalError(f"{self.name}: waveform {i} is empty")
+            if w.size < self.min_samples:
+                raise SerevalError(f"{self.name}: waveform {i} has {w.size} samples, fewer than one frame ({self.min_samples})")
         bs = max(1, int(batch_size or self.batch_size))
-        order = sorted(range(len(waves)), key=lambda i: -len(waves[i]))
+        order = list(range(len(waves))) if self.keep_order else sorted(range(len(waves)), key=lambda i: -len(waves[i]))
         out: list = [None] * len(waves)
         pos = 0
         while pos < len(order):
             idx = order[pos:pos + bs]
-            if self.fixed_length_batches: idx = [i for i in idx if len(waves[i]) == len(waves[idx[0]])]
+            if self.fixed_length_batches:                      # the leading run of clips as long as the first
+                n0 = len(waves[idx[0]])
+                idx = idx[:next((j for j, i in enumerate(idx) if len(waves[i]) != n0), len(idx))]
             try: res = self._encode_batch([waves[i] for i in idx])
             except RuntimeError as e:
                 if 'out of memory' in str(e).lower() and len(idx) > 1:
@@ -255,11 +312,12 @@ class EgemapsEncoder(Encoder):
 
 # %% ../nbs/05_backbones.ipynb #c489ec75
 def _whisper_frames(n_samples: int, max_frames: int) -> int:
-    "Frames of a Whisper encoder (one per `HOP` samples at 16 kHz) that cover `n_samples`, at most the `max_frames` of its 30 s window."
-    return min(max_frames, max(1, math.ceil(n_samples / HOP)))
+    "Frames the paper keeps of a Whisper encoder's output (`paper_frames`: one per `HOP` samples at 16 kHz), at most the `max_frames` of its 30 s window."
+    return min(max_frames, paper_frames(n_samples))
 
 class OpenAIWhisperEncoder(Encoder):
     "Encoder of an openai-whisper model (a model name or a checkpoint file)."
+    features, min_samples = 'paper', HOP
     def __init__(self, name: str, source: str, device=None, batch_size=None):
         super().__init__(name, device, batch_size)
         import whisper
@@ -292,35 +350,62 @@ def _hf_load(fn: Callable, source: str, what: str, **kw):
         raise SerevalError(f"cannot load {what} of {source!r}: {type(e).__name__}: {e}. A hub id needs network access "
                            "or the local Hugging Face cache; a folder needs the files written by save_pretrained") from e
 
+def pad_batch(feats: Sequence) -> tuple:
+    "Zero-pad per-clip feature-extractor outputs (tensors `[time, ...]`) to the longest: `(batch, mask)`, mask 1 on real steps, None when all are equally long (the paper's collate)."
+    import torch
+    n = [int(f.shape[0]) for f in feats]
+    if len(set(n)) == 1: return torch.stack(list(feats)), None
+    x = torch.zeros((len(feats), max(n), *feats[0].shape[1:]), dtype=feats[0].dtype)
+    mask = torch.zeros((len(feats), max(n)), dtype=torch.long)
+    for i, f in enumerate(feats): x[i, :n[i]], mask[i, :n[i]] = f, 1
+    return x, mask
+
 class HFEncoder(Encoder):
-    "A transformers audio model's last hidden state (hub id or local folder)."
-    def __init__(self, name: str, source: str, device=None, batch_size=None, trust_remote_code: bool = False):
-        super().__init__(name, device, batch_size)
-        import torch, transformers as T
-        kw = dict(trust_remote_code=trust_remote_code)
-        cfg = _hf_load(T.AutoConfig.from_pretrained, source, 'the model config', **kw)
-        self.model_type = cfg.model_type
-        if self.model_type == 'whisper':
-            self.fe = _hf_load(T.WhisperFeatureExtractor.from_pretrained, source, 'the feature extractor')
-            model = _hf_load(T.WhisperModel.from_pretrained, source, 'the model').get_encoder()
-        elif self.model_type == 'clap':
-            self.fe = _hf_load(T.ClapFeatureExtractor.from_pretrained, source, 'the feature extractor')
-            model = _hf_load(T.ClapModel.from_pretrained, source, 'the model').audio_model
-        else:
-            self.fe = _hf_load(T.AutoFeatureExtractor.from_pretrained, source, 'the feature extractor', **kw)
-            model = _hf_load(T.AutoModel.from_pretrained, source, 'the model', **kw)
+    "A transformers audio model's last hidden state (hub id or local folder), computed as the paper computes it."
+    keep_order = True
+    def __init__(self, name: str, source: str, device=None, batch_size=None, trust_remote_code: bool = False,
+                 features: str = ''):
+        super().__init__(name, device, batch_size or PAPER_BATCH)
+        self.model_type, self.fe, model = self._load(source, trust_remote_code)
         self.model = model.to(self.device).eval()
         if self.half: self.model.half()
         self.sample_rate = int(getattr(self.fe, 'sampling_rate', SAMPLE_RATE))
         self.fixed_length_batches = (self.model_type not in ('whisper', 'clap')
                                      and not getattr(self.fe, 'return_attention_mask', False))
         if self.model_type == 'clap':
+            if features not in ('', *CLAP_FEATURES): raise SerevalError(f"CLAP features {features!r}: one of {CLAP_FEATURES}")
+            self.clap_features = features or CLAP_FEATURES[0]
             self.window = int(self.fe.max_length_s * self.sample_rate)
             self.truncation = 'fusion' if getattr(self.model.config, 'enable_fusion', False) else 'rand_trunc'
-        a, b = (self._encode_batch([np.zeros(k * self.sample_rate, np.float32)])[0] for k in (1, 2))
-        self.dim = int(a.shape[1])
-        self.frame_rate = (self._clap_T * self.sample_rate / self.window if self.model_type == 'clap'
-                           else float(len(b) - len(a)))
+            a = self._grid0 = self._encode_batch([np.zeros(self.sample_rate, np.float32)])[0]
+            self.dim = int(a.shape[1])
+            self.frame_rate = (len(a) if self.clap_features == 'grid' else self._clap_T) * self.sample_rate / self.window
+        else:
+            if features: raise SerevalError(f"feature option {features!r} applies to CLAP models only, not {self.model_type!r}")
+            run = self._encode_batch if self.model_type == 'whisper' else self._hidden   # Whisper: always 30 s in, 1500 out
+            a, b = (run([np.zeros(k * self.sample_rate, np.float32)])[0] for k in (1, 2))
+            self.dim, self.frame_rate = int(a.shape[1]), float(len(b) - len(a))
+            self.min_samples = self.hop = int(round(self.sample_rate / self.frame_rate))
+        self.features = 'per-time' if getattr(self, 'clap_features', '') == 'per-time' else 'paper'
+
+    def n_frames(self, n_samples: int) -> int:
+        "Frames of a clip in a batch with a longer clip: `samples // 320` (alone, one fewer where the model's output is shorter); CLAP's grid: its token count."
+        if self.model_type != 'clap': return paper_frames(n_samples, self.hop)
+        return len(self._grid0) if self.clap_features == 'grid' else super().n_frames(n_samples)
+
+    def _load(self, source: str, trust_remote_code: bool) -> tuple:
+        "`(model_type, feature extractor, model)`: Whisper's encoder, CLAP's audio tower, or the model itself."
+        import transformers as T
+        kw = dict(trust_remote_code=trust_remote_code)
+        cfg = _hf_load(T.AutoConfig.from_pretrained, source, 'the model config', **kw)
+        if cfg.model_type == 'whisper':
+            return ('whisper', _hf_load(T.WhisperFeatureExtractor.from_pretrained, source, 'the feature extractor'),
+                    _hf_load(T.WhisperModel.from_pretrained, source, 'the model').get_encoder())
+        if cfg.model_type == 'clap':
+            return ('clap', _hf_load(T.ClapFeatureExtractor.from_pretrained, source, 'the feature extractor'),
+                    _hf_load(T.ClapModel.from_pretrained, source, 'the model').audio_model)
+        return (cfg.model_type, _hf_load(T.AutoFeatureExtractor.from_pretrained, source, 'the feature extractor', **kw),
+                _hf_load(T.AutoModel.from_pretrained, source, 'the model', **kw))
 
     def _run(self, **inputs):
         import torch
@@ -328,27 +413,37 @@ class HFEncoder(Encoder):
                   for k, v in inputs.items()}
         with torch.inference_mode(): return self.model(**inputs).last_hidden_state.float().cpu()
 
+    def _hidden(self, waves) -> np.ndarray:
+        "Last hidden state `[clips, frames, dim]` of one batch: each clip through the feature extractor alone, then zero-padded with a mask."
+        feats, key = [], None
+        for w in waves:
+            x = self.fe(w, sampling_rate=self.sample_rate, return_tensors='pt')
+            key = 'input_values' if 'input_values' in x else 'input_features'
+            feats.append(x[key][0])
+        x, mask = pad_batch(feats)
+        return self._run(**{key: x}, **({} if mask is None else {'attention_mask': mask})).numpy()
+
     def _encode_batch(self, waves):
-        import torch
         if self.model_type == 'whisper':
             x = self.fe([w for w in waves], sampling_rate=self.sample_rate, return_tensors='pt')
             h = self._run(input_features=x['input_features']).numpy()
             return [h[i, :_whisper_frames(len(w), h.shape[1])] for i, w in enumerate(waves)]
         if self.model_type == 'clap':
-            return [self._clap(w) for w in waves]
-        x = self.fe([w for w in waves], sampling_rate=self.sample_rate, return_tensors='pt', padding=True)
-        h = self._run(**x)
-        if 'input_values' in x and hasattr(self.model, '_get_feat_extract_output_lengths'):
-            lens = self.model._get_feat_extract_output_lengths(torch.tensor([len(w) for w in waves]))
-        elif 'attention_mask' in x:
-            m = x['attention_mask'].sum(-1)
-            lens = m if x['attention_mask'].shape[-1] == h.shape[1] else torch.ceil(m * h.shape[1] / x['attention_mask'].shape[-1])
-        else:
-            lens = torch.full((len(waves),), h.shape[1])
-        h = h.numpy()
-        return [h[i, :max(1, min(h.shape[1], int(n)))] for i, n in enumerate(lens)]
+            return [self._clap_grid(w) if self.clap_features == 'grid' else self._clap_per_time(w) for w in waves]
+        h = self._hidden(waves)
+        return [h[i, :paper_frames(len(w), self.hop)] for i, w in enumerate(waves)]   # at most the frames the batch has
 
-    def _clap(self, w):
+    def _clap_grid(self, w):
+        "The paper's CLAP features: the whole clip in one call (the extractor cuts a clip over 10 s to a 10 s crop), every patch token, frequency row by row."
+        state = np.random.get_state()
+        np.random.seed(0)                            # the crop is drawn with numpy's global generator: make it repeatable
+        try: x = self.fe([w], sampling_rate=self.sample_rate, return_tensors='pt', truncation=self.truncation)
+        finally: np.random.set_state(state)
+        h = self._run(**x)[0]                        # [C, F, T]
+        return h.flatten(1).T.numpy()                # [F * T, C]
+
+    def _clap_per_time(self, w):
+        "sereval's CLAP features: 10 s windows, frequency rows averaged, each window trimmed to the frames covering its audio."
         W, out = self.window, []
         for s in range(0, len(w), W):
             seg = w[s:s + W]
@@ -359,29 +454,97 @@ class HFEncoder(Encoder):
             out.append(h[:max(1, math.ceil(h.shape[0] * len(seg) / W))])
         return np.concatenate(out)
 
+# %% ../nbs/05_backbones.ipynb #c364909a
+STATE_DICT_SUFFIXES: tuple[str, ...] = ('.ckpt', '.pt', '.pth', '.bin', '.safetensors')
+"File suffixes read as a PyTorch state dict by `whisper_encoder_from_state_dict`."
+
+def read_state_dict(path) -> dict:
+    "The tensors of a checkpoint file (a plain state dict, or one under 'state_dict' / 'model_state_dict', as Lightning and others save it)."
+    import torch
+    path = Path(path)
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+            sd = load_file(str(path))
+        else: sd = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e: raise SerevalError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+    for k in ('state_dict', 'model_state_dict'):
+        if isinstance(sd, dict) and isinstance(sd.get(k), dict): sd = sd[k]
+    if not isinstance(sd, dict): raise SerevalError(f"checkpoint {path} holds a {type(sd).__name__}, not a state dict")
+    return sd
+
+def whisper_encoder_from_state_dict(sd: dict, what: str = 'checkpoint'):
+    "A transformers `WhisperEncoder` holding the encoder weights of `sd` (keys `<prefix>conv1.weight`, `<prefix>layers.N...`), its size read off the tensors."
+    import transformers as T
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    first = [k for k in sd if k.endswith('conv1.weight')]
+    if len(first) != 1:
+        raise SerevalError(f"{what}: expected the weights of one Whisper encoder (a key ending in 'conv1.weight'), found {len(first)}")
+    p = first[0][:-len('conv1.weight')]
+    enc = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+    d, n_mels, _ = enc['conv1.weight'].shape
+    layers = 1 + max((int(k.split('.')[1]) for k in enc if k.startswith('layers.')), default=-1)
+    cfg = T.WhisperConfig(num_mel_bins=int(n_mels), d_model=int(d), encoder_layers=layers,
+                          encoder_attention_heads=max(1, int(d) // 64),   # 64 per head in every Whisper size
+                          encoder_ffn_dim=int(enc['layers.0.fc1.weight'].shape[0]) if layers else int(4 * d),
+                          max_source_positions=int(enc['embed_positions.weight'].shape[0]))
+    model = WhisperEncoder(cfg)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in enc.items()}, strict=False)
+    if missing or unexpected:
+        raise SerevalError(f"{what}: not a Whisper encoder's weights (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    return model
+
+class EmoWhisperEncoder(HFEncoder):
+    "EmoWhisper (the paper authors' Whisper medium fine-tuned on emotional speech): its encoder's last hidden state, like any Whisper's."
+    def _load(self, source: str, trust_remote_code: bool = False) -> tuple:
+        import transformers as T
+        p = Path(source).expanduser()
+        if not p.exists():                           # a hub id: fetch the release (needs network or the local cache)
+            try:
+                from huggingface_hub import snapshot_download
+                p = Path(snapshot_download(source))
+            except Exception as e:
+                raise SerevalError(f"cannot fetch EmoWhisper from {source!r}: {type(e).__name__}: {e}. Download the released "
+                                   "checkpoint and give it as 'emotionwhisper:<file or folder>'") from e
+        if p.is_dir() and (p / 'config.json').is_file():
+            fe = (_hf_load(T.WhisperFeatureExtractor.from_pretrained, str(p), 'the feature extractor')
+                  if (p / 'preprocessor_config.json').is_file() else None)
+            model = _hf_load(T.WhisperModel.from_pretrained, str(p), 'the model').get_encoder()
+        else:
+            files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.suffix in STATE_DICT_SUFFIXES)
+            if len(files) != 1:
+                raise SerevalError(f"{p}: expected a transformers Whisper folder or one checkpoint file "
+                                   f"({', '.join(STATE_DICT_SUFFIXES)}), found {[f.name for f in files]}")
+            model, fe = whisper_encoder_from_state_dict(read_state_dict(files[0]), str(files[0])), None
+        return 'whisper', fe or T.WhisperFeatureExtractor(feature_size=model.config.num_mel_bins), model
+
 # %% ../nbs/05_backbones.ipynb #4fc9d442
 def get_backbone(name: str, device=None, batch_size: int | None = None) -> Encoder:
-    "The encoder for `name` (registry key, alias, openai-whisper name or checkpoint, hub id or local folder)."
+    "The encoder for `name` (registry key, alias, `<registry name>:<local copy>`, openai-whisper name or checkpoint, hub id or local folder)."
     key, spec = resolve(name)
     if spec.kind == 'logmel': enc = LogMelEncoder(key, device, batch_size)
     elif spec.kind == 'egemaps': enc = EgemapsEncoder(key, device, batch_size)
     elif spec.kind == 'whisper': enc = OpenAIWhisperEncoder(key, spec.source, device, batch_size)
-    else: enc = HFEncoder(key, spec.source, device, batch_size, trust_remote_code=spec.trust_remote_code)
-    enc.source = f"{spec.kind}:{spec.source}" if spec.source else spec.kind   # recorded in the store's meta.json
+    elif spec.kind == 'emowhisper': enc = EmoWhisperEncoder(key, spec.source, device, batch_size)
+    else: enc = HFEncoder(key, spec.source, device, batch_size, trust_remote_code=spec.trust_remote_code,
+                          features=spec.features)
+    base = f"{spec.kind}:{spec.source}" if spec.source else spec.kind
+    enc.source = f"{base} [{enc.features}]" if enc.features else base     # recorded in the store's meta.json
     return enc
 
 BACKBONE_COLUMNS: tuple[str, ...] = (
     'slug', 'name', 'hub_id', 'kind', 'parameters_m', 'encoder_parameters_m', 'feature_dim', 'frame_rate_hz', 'sample_rate',
-    'pretraining_data', 'in_paper', 'loader', 'source', 'note', 'aliases', 'backbone')
+    'pretraining_data', 'in_paper', 'published', 'loader', 'source', 'note', 'aliases', 'backbone')
 "Columns of `backbone_table`: Table 2's facts, then how each backbone is loaded, its aliases and its registry name."
 
 def backbone_table() -> 'pd.DataFrame':
     "The registry as a table (`BACKBONE_COLUMNS`), one row per backbone in registry order; numbers are nullable integers."
     import pandas as pd
-    rows = [dict(slug=backbone_slug(k), name=s.label, hub_id=k if s.kind in ('hf', 'whisper') else '', kind=s.family,
+    rows = [dict(slug=backbone_slug(k), name=s.label, kind=s.family,
+                 hub_id=k if s.kind == 'whisper' else s.source if s.kind in ('hf', 'emowhisper') else '',
                  parameters_m=s.parameters_m, encoder_parameters_m=s.encoder_parameters_m, feature_dim=s.dim,
                  frame_rate_hz=s.frame_rate, sample_rate=s.sample_rate, pretraining_data=s.pretraining_data,
-                 in_paper=s.in_paper, loader=s.kind, source=s.source, note=s.note,
+                 in_paper=s.in_paper, published=s.published, loader=s.kind, source=s.source, note=s.note,
                  aliases=', '.join(a for a, t in ALIASES.items() if t == k), backbone=k) for k, s in BACKBONES.items()]
     df = pd.DataFrame(rows, columns=list(BACKBONE_COLUMNS))
     for c in ('parameters_m', 'encoder_parameters_m', 'feature_dim', 'frame_rate_hz', 'sample_rate'):

@@ -86,7 +86,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
     L, slug = Layout(out), backbone_slug(backbone)
     store = stores[train]
     if len(store.index) < 2: raise SerevalError(f'{store.folder}: {len(store.index)} clip(s); at least 2 are needed to train and test')
-    held_out, applied = make_split(store.index, protocol, config.test_size, config.seed)
+    held_out, applied = make_split(store.index, protocol, config.test_size, config.seed, dim=store.dim)
     want = {'backbone': backbone, 'train': train, 'config': config.to_dict(), 'protocol_requested': protocol,
             'protocol': applied, 'store': store_fingerprint(store), 'dim': store.dim}
     run_json = L.run_state(slug, train)

@@ -145,8 +145,10 @@ def _scan(a):
     out = Path(a.out) if a.out else None
     if out is not None and out.suffix.lower() not in ('', '.csv', '.parquet') and not out.is_dir():
         raise SerevalError(f"--out {out}: a manifest file must end in .csv or .parquet (or give a folder)")
+    from sereval.protocol import fingerprint_text
     manifest, skipped = scan_root(a.root, corpora=a.corpora, folders=dict(a.folder))
     print(scan_summary(manifest, skipped))
+    if len(manifest): print(fingerprint_text(manifest))
     if manifest.attrs.get('missing'): print(f"not found under {a.root}: {' '.join(manifest.attrs['missing'])}")
     if not len(manifest): raise SerevalError(f"no clip could be parsed under {a.root}; see the skipped files above")
     if out is None: return

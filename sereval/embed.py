@@ -8,15 +8,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import soxr
 import pandas as pd
 
-from .audio import MAX_SECONDS, audio_checksum, load_audio
+from .audio import MAX_SECONDS, SAMPLE_RATE, audio_checksum, load_audio
 from .backbones import Encoder, backbone_slug, get_backbone
 from .errors import SerevalError
 from .store import StoreWriter, _read_meta, library_versions, open_store, store_dir
 
 # %% auto #0
-__all__ = ['clip_ids', 'embed_corpus']
+__all__ = ['clip_ids', 'load_for_backbone', 'embed_corpus']
 
 # %% ../nbs/07_embed.ipynb #ad40f016
 def clip_ids(manifest: pd.DataFrame) -> pd.Series:
@@ -25,12 +26,17 @@ def clip_ids(manifest: pd.DataFrame) -> pd.Series:
         if c in manifest.columns and (manifest[c].astype(str) != '').all(): return manifest[c].astype(str)
     raise SerevalError("manifest has no usable clip_id, relpath or path column")
 
+def load_for_backbone(path, sr: int, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+    "A clip as the paper feeds a model of input rate `sr`: mono at `SAMPLE_RATE` (16 kHz), cut at `max_seconds`, then resampled to `sr`."
+    x = load_audio(path, sr=SAMPLE_RATE, max_seconds=max_seconds)
+    return x if sr == SAMPLE_RATE else soxr.resample(x, SAMPLE_RATE, int(sr), quality='HQ').astype(np.float32)
+
 def _load(path: str, sr: int, max_seconds: float, stored: str | None = None):
     "(checksum, waveform, None); (checksum, None, None) when `stored` is already this checksum; ('' or checksum, None, reason)."
     try: checksum = audio_checksum(path)
     except Exception as e: return '', None, _reason(e, path)
     if stored == checksum: return checksum, None, None
-    try: return checksum, load_audio(path, sr=sr, max_seconds=max_seconds), None
+    try: return checksum, load_for_backbone(path, sr, max_seconds), None
     except Exception as e: return checksum, None, _reason(e, path)
 
 def _reason(e: Exception, path: str = '') -> str:
@@ -91,6 +97,10 @@ def embed_corpus(manifest: pd.DataFrame, backbone, store_root, device=None, batc
                         if err is not None:
                             skipped.append(dict(path=r['path'], reason=err)); w.remove([r['clip_id']]); continue
                         if wave is None: n_done += 1; continue                  # stored with this checksum
+                        if len(wave) < enc.min_samples:                           # the paper's rule would keep no frame
+                            skipped.append(dict(path=r['path'], reason=f"too short for {enc.name}: {len(wave)} samples, "
+                                                f"fewer than one frame ({enc.min_samples})"))
+                            w.remove([r['clip_id']]); continue
                         todo.append({**r, 'checksum': checksum, 'duration': len(wave) / enc.sample_rate}); waves.append(wave)
                     for r, f in zip(todo, _encode_safely(enc, waves, todo, skipped)):
                         if f is None: w.remove([r['clip_id']]); continue

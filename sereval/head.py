@@ -39,10 +39,12 @@ class FrameMLP(nn.Module):
         super().__init__()
         self.dim, self.hidden, self.n_classes = dim, hidden, n_classes
         self.fc1 = nn.Linear(dim, hidden)
+        nn.init.xavier_uniform_(self.fc1.weight); nn.init.zeros_(self.fc1.bias)
         self.norm = nn.LayerNorm(hidden)
         self.act = nn.GELU()
         self.drop = Dropout(dropout)
         self.fc2 = nn.Linear(hidden, n_classes)
+        nn.init.normal_(self.fc2.weight, std=hidden ** -0.5); nn.init.zeros_(self.fc2.bias)
 
     def frame_logits(self, frames: torch.Tensor) -> torch.Tensor:
         "Logits of every frame: `[F, dim] -> [F, n_classes]`."

@@ -5,19 +5,24 @@
 # %% ../nbs/02b_protocol.ipynb #52ae54f2
 from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
+from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from .errors import SerevalError
-from .taxonomy import CLASSES, CLASS_INDEX, NUM_CLASSES
-from .corpora import read_root_description
+from .taxonomy import CLASSES, CLASS_INDEX, NUM_CLASSES, label_indices
+from .layout import write_text
+# pandas and the corpus framework are imported inside the functions that use them: the command line reads this
+# module (rules, protocols, the training configuration) to build its options, and must stay light.
 
 # %% auto #0
-__all__ = ['CLUSTERS', 'PROTOCOLS', 'RULES', 'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors', 'random_split',
-           'speaker_split', 'make_split', 'adjust_logits', 'TrainConfig']
+__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'PROTOCOLS', 'PAPER_SEED', 'RULES', 'EPS',
+           'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors', 'build_paper_fingerprints',
+           'write_paper_fingerprints', 'paper_fingerprints', 'fingerprint_report', 'fingerprint_text', 'TrainConfig',
+           'n_held_out', 'paper_order', 'paper_permutation', 'random_split', 'speaker_split', 'make_split',
+           'adjust_logits']
 
 # %% ../nbs/02b_protocol.ipynb #f6d2fa02
 CLUSTERS: dict[str, tuple[str, ...]] = {
@@ -28,6 +33,7 @@ CLUSTERS: dict[str, tuple[str, ...]] = {
 "The paper's out-of-domain clusters."
 def load_clusters(root=None) -> dict[str, tuple[str, ...]]:
     "The clusters of `root`'s `sereval_corpora.json` when it defines them, else the paper's `CLUSTERS`."
+    from sereval.corpora import read_root_description
     desc = read_root_description(root) if root is not None and Path(root).is_dir() else None
     if desc and desc.get('clusters'):
         return {str(k): tuple(str(c) for c in v) for k, v in desc['clusters'].items()}
@@ -45,6 +51,7 @@ def ood_pairs(clusters: Mapping[str, Sequence[str]], corpora: Iterable[str]) -> 
 # %% ../nbs/02b_protocol.ipynb #7e91707b
 def class_priors(labels) -> np.ndarray:
     "Class frequencies (shape (8,), CLASSES order, sum 1) of class names or indices, or of a manifest's 'label' column."
+    import pandas as pd
     if isinstance(labels, pd.DataFrame): labels = labels['label']
     labels = list(labels)
     if not labels: raise SerevalError('cannot compute class priors of an empty set of labels')
@@ -56,35 +63,226 @@ def class_priors(labels) -> np.ndarray:
     counts = np.bincount(np.array(idx, dtype=np.int64), minlength=NUM_CLASSES).astype(np.float64)
     return counts / counts.sum()
 
+# %% ../nbs/02b_protocol.ipynb #7e1dffa4
+PAPER_PRIORS: dict[str, tuple[float, ...]] = {
+    'aesdd': (0.19701986754966888, 0.20198675496688742, 0.20198675496688742, 0.1986754966887417, 0.0, 0.20033112582781457, 0.0, 0.0),
+    'baum': (0.14234620886981403, 0.12160228898426323, 0.0815450643776824, 0.05150214592274678, 0.029327610872675252, 0.07010014306151645, 0.37124463519313305, 0.1323319027181688),
+    'cafe': (0.15384615384615385, 0.15384615384615385, 0.15384615384615385, 0.15384615384615385, 0.15384615384615385, 0.15384615384615385, 0.0, 0.07692307692307693),
+    'casia': (0.16666666666666666, 0.16666666666666666, 0.0, 0.16666666666666666, 0.16666666666666666, 0.16666666666666666, 0.0, 0.16666666666666666),
+    'demos': (0.143858925440858, 0.2742085180983809, 0.17304320923997113, 0.11921212746210168, 0.10312467773538207, 0.15231514901515933, 0.0, 0.03423739300814685),
+    'eekk': (0.23281786941580757, 0.21391752577319587, 0.0, 0.0, 0.0, 0.26288659793814434, 0.0, 0.29037800687285226),
+    'emodb': (0.13271028037383178, 0.2672897196261682, 0.08598130841121496, 0.12897196261682242, 0.0, 0.23738317757009345, 0.0, 0.14766355140186915),
+    'emovo': (0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.0, 0.14285714285714285),
+    'enterface': (0.16473317865429235, 0.16705336426914152, 0.16705336426914152, 0.16705336426914152, 0.16705336426914152, 0.16705336426914152, 0.0, 0.0),
+    'expresso': (0.2576543416429647, 0.12974736489877864, 0.002007696168646478, 0.0006692320562154927, 0.0006692320562154927, 0.0010875020913501756, 0.3962690312865986, 0.2118955997992304),
+    'masc': (0.1989389920424403, 0.1989389920424403, 0.0, 0.1989389920424403, 0.0, 0.1989389920424403, 0.0, 0.20424403183023873),
+    'mead': (0.13529189257344598, 0.13573319883999496, 0.267904425671416, 0.1339049300214349, 0.13459841129744043, 0.13217122683142102, 0.0, 0.060395914764846806),
+    'meld': (0.17293407613741876, 0.0766016713091922, 0.027855153203342618, 0.027623026926648097, 0.12387805632930982, 0.12070566388115135, 0.0, 0.4504023522129372),
+    'mesd': (0.16695652173913045, 0.16695652173913045, 0.16695652173913045, 0.16695652173913045, 0.0, 0.16608695652173913, 0.0, 0.16608695652173913),
+    'resd': (0.15616045845272206, 0.11604584527220631, 0.13252148997134672, 0.15974212034383956, 0.0, 0.15687679083094555, 0.14183381088825214, 0.13681948424068768),
+    'shemo': (0.067, 0.14966666666666667, 0.0, 0.0, 0.075, 0.353, 0.012666666666666666, 0.3426666666666667),
+    'subesco': (0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.14285714285714285, 0.0, 0.14285714285714285),
+    'thorsten': (0.12505210504376824, 0.0, 0.12505210504376824, 0.0, 0.12505210504376824, 0.12505210504376824, 0.3747394747811588, 0.12505210504376824),
+    'urdu': (0.25, 0.25, 0.0, 0.0, 0.0, 0.25, 0.0, 0.25),
+}
+"The paper's class priors of its 19 corpora (its public code's constants), in `CLASSES` order (the paper's order too)."
+
+PAPER_SIZE_MIN: int = 100
+"A prior whose smallest whole-clip total is below this is a ratio of small integers (a balanced design): it fixes the shares, not the size."
+
+def _smallest_total(shares, limit: int = 100_000, tol: float = 1e-6) -> int:
+    "The smallest number of clips for which every share is a whole number of clips."
+    for n in range(1, limit + 1):
+        if all(abs(s * n - round(s * n)) < tol for s in shares): return n
+    raise SerevalError(f'no total up to {limit} clips gives whole class counts for the shares {shares}')
+
+def build_paper_fingerprints() -> pd.DataFrame:
+    """The paper's clips per class of every corpus, derived from its class priors: each prior is a vector of fractions
+    k/N, and the smallest N making every k whole is the corpus size the paper counted. Balanced priors (smallest N below
+    `PAPER_SIZE_MIN`) fix only the shares: `clips` is then missing and the class columns hold the smallest whole ratio."""
+    import pandas as pd
+    rows = []
+    for corpus, shares in PAPER_PRIORS.items():
+        n = _smallest_total(shares)
+        counts = [int(round(s * n)) for s in shares]
+        rows.append({'corpus': corpus, 'clips': n if n >= PAPER_SIZE_MIN else pd.NA, **dict(zip(CLASSES, counts))})
+    df = pd.DataFrame(rows)
+    df['clips'] = df['clips'].astype('Int64')
+    return df
+
+FINGERPRINTS_FILE: str = 'paper_fingerprints.csv'
+"Name, in the package's data folder, of the shipped table of `build_paper_fingerprints` (the tests rebuild and compare it)."
+
+def _fingerprints_path() -> Path:
+    return Path(str(resources.files('sereval').joinpath('data', FINGERPRINTS_FILE)))
+
+def write_paper_fingerprints(path=None) -> Path:
+    "Write `build_paper_fingerprints()` to `path` (default: the shipped file)."
+    path = Path(path) if path else _fingerprints_path()
+    write_text(path, build_paper_fingerprints().to_csv(index=False, lineterminator='\n'))
+    return path
+
+def paper_fingerprints() -> pd.DataFrame:
+    "The shipped fingerprints: one row per corpus, `clips` (missing when the paper's code fixes only the shares) and clips per class."
+    import pandas as pd
+    df = pd.read_csv(_fingerprints_path(), dtype={'corpus': str})
+    df['clips'] = df['clips'].astype('Int64')
+    return df.set_index('corpus')
+
+def _difference_text(ours: np.ndarray, paper: np.ndarray) -> str:
+    "Per-class differences, then what they suggest (a multiple, a subset, a superset, classes the paper has not)."
+    d = ours - paper
+    parts = [f"{c} {int(x):+d}" for c, x in zip(CLASSES, d) if x]
+    hint = []
+    extra = [c for c, p, o in zip(CLASSES, paper, ours) if p == 0 and o > 0]
+    if extra: hint.append('classes the paper has not: ' + ', '.join(extra))
+    if paper.sum() and ours.sum() % paper.sum() == 0 and (ours == paper * (ours.sum() // paper.sum())).all():
+        hint.append(f"{ours.sum() // paper.sum()}x the paper's clips in every class (files repeated in several formats?)")
+    elif (d <= 0).all(): hint.append('fewer clips: a subset or an older release')
+    elif (d >= 0).all(): hint.append('more clips: a superset or a newer release')
+    elif ours.sum() == paper.sum(): hint.append('same clips, another label map')
+    else: hint.append('another release or another label map')
+    return ', '.join(parts) + ' (' + '; '.join(hint) + ')'
+
+def fingerprint_report(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Per real corpus of a manifest: the paper's clip count beside the manifest's, `match` or `differs`, and how it
+    differs per class. Corpora without a paper fingerprint (synthetic ones, unknown recipes) are left out."""
+    import pandas as pd
+    from sereval.recipes import get_recipe
+    fp, rows = paper_fingerprints(), []
+    synthetic = manifest['synthetic'].astype(bool) if 'synthetic' in manifest else pd.Series(False, index=manifest.index)
+    for corpus, sub in manifest[~synthetic].groupby('corpus', sort=False):
+        try: name = get_recipe(corpus).name
+        except SerevalError: continue
+        if name not in fp.index: continue
+        paper = fp.loc[name, list(CLASSES)].to_numpy(np.int64)
+        ours = np.bincount(label_indices(sub['label']), minlength=NUM_CLASSES).astype(np.int64)
+        size = fp.loc[name, 'clips']
+        if pd.isna(size):       # shares only: equal when the counts are a whole multiple of the paper's ratio
+            k = ours.sum() // paper.sum()
+            same = ours.sum() % paper.sum() == 0 and (ours == paper * k).all()
+            rows.append({'corpus': corpus, 'paper_clips': 'shares only', 'clips': int(ours.sum()),
+                         'verdict': 'match' if same else 'differs',
+                         'differences': '' if same else 'class shares differ from the paper\'s ' +
+                         ':'.join(str(int(x)) for x in paper) + ' (' + ', '.join(f'{c} {int(x)}' for c, x in zip(CLASSES, ours)) + ')'})
+            continue
+        same = (ours == paper).all()
+        rows.append({'corpus': corpus, 'paper_clips': int(size), 'clips': int(ours.sum()),
+                     'verdict': 'match' if same else 'differs', 'differences': '' if same else _difference_text(ours, paper)})
+    return pd.DataFrame(rows, columns=['corpus', 'paper_clips', 'clips', 'verdict', 'differences'])
+
+def fingerprint_text(manifest: pd.DataFrame) -> str:
+    "`fingerprint_report` as lines for a terminal: corpus, the paper's clips, the manifest's, match or differs (and how)."
+    rep = fingerprint_report(manifest)
+    if not len(rep): return 'no corpus with a paper fingerprint (the paper\'s clips per class) in this manifest'
+    lines = ["paper's copy vs yours (clips per class, from the paper's class priors):"]
+    for r in rep.itertuples():
+        lines.append(f"  {r.corpus:<12} paper {str(r.paper_clips):>11}  yours {r.clips:>6}  {r.verdict}"
+                     + (f": {r.differences}" if r.differences else ''))
+    return '\n'.join(lines)
+
+# %% ../nbs/02b_protocol.ipynb #a10f6e40
+@dataclass(frozen=True)
+class TrainConfig:
+    "The paper's training setup; every field can be changed, the defaults are the paper's values."
+    hidden: int = 512              # width of the head's hidden layer
+    dropout: float = 0.1           # dropout after the GELU
+    label_smoothing: float = 0.1   # cross-entropy label smoothing
+    lr: float = 1e-4               # AdamW (peak) learning rate
+    weight_decay: float = 0.1      # AdamW weight decay
+    epochs: int = 100              # passes over the training clips
+    batch_size: int = 32           # clips per batch
+    warmup: float = 0.1            # fraction of the one-cycle schedule spent warming up
+    grad_clip: float = 0.5         # max gradient norm
+    seed: int = 34                 # seeds the head's initialisation, dropout, batch order and the split
+    test_size: float = 0.2         # held-out fraction of the training corpus (in-domain test)
+
+    def to_dict(self) -> dict:
+        "Every field by name (plain numbers: JSON-ready)."
+        return asdict(self)
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        "The config recorded by `to_dict` (unknown keys ignored, missing ones at their defaults)."
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
 # %% ../nbs/02b_protocol.ipynb #b7e3549a
 PROTOCOLS: tuple[str, ...] = ('random', 'speaker')
-"In-domain split protocols: the paper's random 80/20, and speaker-independent."
+"In-domain split protocols: the paper's random 80/20 (`random`), and speaker-independent (`speaker`)."
+PAPER_SEED: int = TrainConfig.seed
+"The seed the paper gives the global torch generator before it builds the head and splits."
 
-def random_split(n: int, test_size: float = 0.2, seed: int = 34) -> np.ndarray:
-    "Boolean mask of the held-out clips: a seeded random `test_size` share of `n` (at least one on each side when n >= 2)."
-    n_test = int(round(n * test_size))
-    if n >= 2: n_test = min(max(n_test, 1), n - 1)
+def n_held_out(n: int, test_size: float = TrainConfig.test_size) -> int:
+    "Clips held out of `n`: the paper trains on `int(n * (1 - test_size))` and tests on the rest (at least one each side when n >= 2)."
+    k = n - int(n * (1 - test_size))
+    return min(max(k, 1), n - 1) if n >= 2 else k
+
+def paper_order(paths: Sequence[str]) -> np.ndarray:
+    """Positions of `paths` in the order the paper's datasets enumerate files: a sorted top-down walk, where a folder's
+    files (by name) come before its subfolders (by name). Paths relative to the corpus folder, or all under one folder."""
+    def key(p):
+        parts = str(p).replace('\\', '/').split('/')
+        return tuple((1, d) for d in parts[:-1]) + ((0, parts[-1]),)
+    keys = [key(p) for p in paths]
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+def paper_permutation(n: int, dim: int, seed: int = PAPER_SEED, hidden: int = TrainConfig.hidden, n_classes: int = NUM_CLASSES) -> np.ndarray:
+    """The permutation the paper's `random_split` draws for `n` clips when its head reads `dim`-wide features: the
+    global generator seeded with `seed`, then the head's initialisation (hidden `Linear` default init, then
+    Xavier-uniform; output `Linear` default init, then normal), then `randperm(n)`. Run in a forked generator state."""
+    import torch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hid = torch.nn.Linear(dim, hidden)
+        torch.nn.init.xavier_uniform_(hid.weight)
+        out = torch.nn.Linear(hidden, n_classes)
+        torch.nn.init.normal_(out.weight, std=hidden ** -0.5)
+        return torch.randperm(n).numpy()
+
+def random_split(n: int, test_size: float = TrainConfig.test_size, seed: int = PAPER_SEED, dim: int | None = None,
+                 paths: Sequence[str] | None = None) -> np.ndarray:
+    """Boolean mask of the held-out clips (`n_held_out(n)` of them). With the feature width `dim` (and the clips'
+    `paths`, to put them in the paper's file order), the paper's exact split: the last clips of `paper_permutation`.
+    Without `dim`, a seeded numpy permutation of the same sizes."""
+    k = n_held_out(n, test_size)
     mask = np.zeros(n, dtype=bool)
-    mask[np.random.default_rng(seed).permutation(n)[:n_test]] = True
+    if dim is None:
+        mask[np.random.default_rng(seed).permutation(n)[:k]] = True
+        return mask
+    order = paper_order(paths) if paths is not None else np.arange(n)
+    if len(order) != n: raise SerevalError(f'{len(order)} paths for {n} clips')
+    mask[order[paper_permutation(n, dim, seed)[n - k:]]] = True
     return mask
 
-def speaker_split(speakers: Sequence[str], test_size: float = 0.2, seed: int = 34) -> np.ndarray:
-    "Boolean mask of the held-out clips: a seeded random set of whole speakers whose clips come closest to `test_size`."
+def speaker_split(speakers: Sequence[str], test_size: float = TrainConfig.test_size, seed: int = PAPER_SEED) -> np.ndarray:
+    """Boolean mask of the held-out clips: whole speakers whose clips add up to the reachable total closest to
+    `n_held_out(n)` (exact subset sum; at least one speaker on each side; ties to the smaller total). Among the
+    subsets with that total, the seed decides which one."""
+    import pandas as pd
     speakers = np.asarray(pd.Series(speakers).fillna('').astype(str))
     names, counts = np.unique(speakers, return_counts=True)
     if len(names) < 2: raise SerevalError(f'a speaker-independent split needs at least 2 speakers, got {len(names)}')
     order = np.random.default_rng(seed).permutation(len(names))
-    cum = np.cumsum(counts[order])[:-1]                       # at least one speaker stays on the training side
-    k = int(np.argmin(np.abs(cum - test_size * len(speakers)))) + 1
-    return np.isin(speakers, names[order[:k]])
+    c = [int(x) for x in counts[order]]
+    reach = [1]                                   # bit s of reach[i]: s clips reachable with the first i speakers
+    for x in c: reach.append(reach[-1] | (reach[-1] << x))
+    target, total = n_held_out(len(speakers), test_size), sum(c)
+    best = min((s for s in range(1, total) if reach[-1] >> s & 1), key=lambda s: (abs(s - target), s))
+    picked, s = [], best
+    for i in range(len(c), 0, -1):                # walk back: speaker i is needed when s is not reachable without it
+        if not reach[i - 1] >> s & 1: picked.append(order[i - 1]); s -= c[i - 1]
+    return np.isin(speakers, names[picked])
 
-def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float = 0.2, seed: int = 34) -> tuple[np.ndarray, str]:
-    "`(held-out mask, protocol applied)` for the clips of a store index (needs a `speaker` column for `'speaker'`)."
+def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float = TrainConfig.test_size, seed: int = PAPER_SEED,
+               dim: int | None = None) -> tuple[np.ndarray, str]:
+    """`(held-out mask, protocol applied)` for the clips of a store index (needs a `speaker` column for `'speaker'`).
+    `'random'` with the feature width `dim` is the paper's exact split (clips ordered by the index's `path`)."""
+    import pandas as pd
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
     if protocol == 'speaker':
         spk = index['speaker'].fillna('').astype(str) if 'speaker' in index else pd.Series([''] * len(index))
         if (spk != '').all() and spk.nunique() >= 2: return speaker_split(spk, test_size, seed), 'speaker'
-    return random_split(len(index), test_size, seed), 'random'
+    paths = index['path'].astype(str).tolist() if dim is not None and 'path' in index else None
+    return random_split(len(index), test_size, seed, dim, paths), 'random'
 
 # %% ../nbs/02b_protocol.ipynb #66eb2ad0
 RULES: tuple[str, ...] = ('none', 'paper', 'corrected')
@@ -114,27 +312,3 @@ def adjust_logits(logits: np.ndarray, train_prior: np.ndarray, test_prior: np.nd
     z += np.log(pi_test + eps) - np.log(pi_train + eps)
     if rule == 'corrected': z[:, pi_train == 0] = -np.inf
     return z
-
-# %% ../nbs/02b_protocol.ipynb #a10f6e40
-@dataclass(frozen=True)
-class TrainConfig:
-    "The paper's training setup; every field can be changed, the defaults are the paper's values."
-    hidden: int = 512              # width of the head's hidden layer
-    dropout: float = 0.1           # dropout after the GELU
-    label_smoothing: float = 0.1   # cross-entropy label smoothing
-    lr: float = 1e-4               # AdamW (peak) learning rate
-    weight_decay: float = 0.1      # AdamW weight decay
-    epochs: int = 100
-    batch_size: int = 32           # clips per batch
-    warmup: float = 0.1            # fraction of the one-cycle schedule spent warming up
-    grad_clip: float = 0.5         # max gradient norm
-    seed: int = 34
-    test_size: float = 0.2         # held-out fraction of the training corpus (in-domain test)
-
-    def to_dict(self) -> dict:
-        "Every field by name (plain numbers: JSON-ready)."
-        return asdict(self)
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        "The config recorded by `to_dict` (unknown keys ignored, missing ones at their defaults)."
-        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})

@@ -4,7 +4,6 @@
 
 # %% ../nbs/10_train.ipynb #353b8120
 from __future__ import annotations
-import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -52,7 +51,8 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     order_rng = np.random.default_rng(config.seed)
     model = FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout).to(device)
     opt = _adamw(model, config)
-    steps_per_epoch = math.ceil(len(labels) / config.batch_size)
+    n_batches = max(len(labels) // config.batch_size, 1)        # the last incomplete batch is dropped (unless it is the only one)
+    steps_per_epoch = n_batches
     total_steps = config.epochs * steps_per_epoch
     # OneCycleLR needs more than one warm-up step: very short runs (< 15 steps at 10 %) warm up over 1.5 steps,
     # and runs of 1 or 2 steps keep the learning rate constant
@@ -69,7 +69,7 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     model.train()
     for _ in bar:
         perm, total, count = order_rng.permutation(len(labels)), 0.0, 0
-        batches = [np.sort(perm[b:b + config.batch_size]) for b in range(0, len(perm), config.batch_size)]  # sorted: adjacent clips are read in one copy
+        batches = [np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size]) for b in range(n_batches)]  # sorted: adjacent clips are read in one copy
         for k, sel in enumerate(batches):
             batch = reader.batch(starts[sel], lengths[sel]).to(device)
             if k + 1 < len(batches): reader.prefetch(starts[batches[k + 1]], lengths[batches[k + 1]])

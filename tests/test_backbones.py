@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from sereval.audio import SAMPLE_RATE
-from sereval.backbones import (ALIASES, BACKBONES, HOP, HFEncoder, OpenAIWhisperEncoder, backbone_slug, get_backbone,
-                               resolve)
+from sereval.backbones import (ALIASES, BACKBONES, EMOWHISPER_HUB, HOP, PAPER_BATCH, EmoWhisperEncoder, HFEncoder,
+                               OpenAIWhisperEncoder, backbone_slug, backbone_table, get_backbone, paper_frames, resolve)
 from sereval.errors import SerevalError
 from sereval.layout import Layout, slug
 from sereval.store import store_dir, write_store
-from sereval.testing import random_whisper_checkpoint
+from sereval.testing import random_emowhisper_checkpoint, random_whisper_checkpoint
 
 SR = SAMPLE_RATE
 
@@ -34,12 +34,23 @@ def conv_frames(n, kernels=(10, 3, 3, 3, 3, 2, 2), strides=(5, 2, 2, 2, 2, 2, 2)
 
 
 def check_batch_vs_single(enc, waves, tol=1e-3):
+    "Batched features equal single-clip ones on the frames both have (the paper's count may give a clip one frame more in a batch)."
     batch = enc.encode(waves, batch_size=len(waves))
     for w, b in zip(waves, batch):
         single = enc.encode([w], batch_size=1)[0]
-        assert single.shape == b.shape
-        np.testing.assert_allclose(b, single, atol=tol, rtol=tol)
+        assert single.shape[1] == b.shape[1] and 0 <= len(b) - len(single) <= 1
+        n = len(single)
+        np.testing.assert_allclose(b[:n], single, atol=tol, rtol=tol)
     return batch
+
+
+def paper_counts(lengths, out_len, batch=PAPER_BATCH):
+    "The paper's frame counts: batches of `batch` consecutive clips, each clip keeps `samples // 320` of its batch's output frames."
+    out = []
+    for s in range(0, len(lengths), batch):
+        group = lengths[s:s + batch]
+        out += [min(n // HOP, out_len(max(group))) for n in group]
+    return out
 
 
 def check_f16_round_trip(tmp_path, enc, feats):
@@ -62,8 +73,9 @@ def test_openai_whisper_checkpoint(whisper_ckpt, tmp_path):
     assert (enc.dim, enc.frame_rate, enc.sample_rate) == (48, 50.0, SR)
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)] + [wave(31.0, 9)]
     feats = check_batch_vs_single(enc, waves)
-    assert [len(f) for f in feats] == [math.ceil(len(w) / HOP) for w in waves[:-1]] + [1500]
+    assert [len(f) for f in feats] == [len(w) // HOP for w in waves[:-1]] + [1500]   # samples // 320, as the paper
     check_f16_round_trip(tmp_path, enc, feats)
+    assert enc.features == 'paper' and enc.min_samples == HOP
     # whisper:<file> goes the same way
     assert resolve(f'whisper:{whisper_ckpt}')[1].source == str(whisper_ckpt)
 
@@ -104,10 +116,12 @@ def hf_models(tmp_path_factory):
 def test_ssl_models(hf_models, kind, tmp_path):
     enc = get_backbone(str(hf_models[kind]), device='cpu')
     assert isinstance(enc, HFEncoder) and not enc.fixed_length_batches
-    assert (enc.dim, enc.frame_rate, enc.sample_rate) == (32, 50.0, SR)
+    assert (enc.dim, enc.frame_rate, enc.sample_rate, enc.hop) == (32, 50.0, SR, HOP)
+    assert enc.keep_order and enc.batch_size == PAPER_BATCH
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)]
     feats = check_batch_vs_single(enc, waves)
-    assert [len(f) for f in feats] == [conv_frames(len(w)) for w in waves]
+    assert [len(f) for f in feats] == paper_counts([len(w) for w in waves], conv_frames)
+    assert [enc.n_frames(len(w)) for w in waves] == [len(w) // HOP for w in waves]
     check_f16_round_trip(tmp_path, enc, feats)
 
 
@@ -116,7 +130,7 @@ def test_group_norm_model_batches_equal_lengths_only(hf_models):
     assert enc.fixed_length_batches
     waves = [wave(s, i) for i, s in enumerate([0.5, 0.8, 0.5])]
     feats = check_batch_vs_single(enc, waves, tol=1e-4)
-    assert [len(f) for f in feats] == [conv_frames(len(w)) for w in waves]
+    assert [len(f) for f in feats] == [min(len(w) // HOP, conv_frames(len(w))) for w in waves]
 
 
 def test_transformers_whisper(hf_models, tmp_path):
@@ -124,7 +138,7 @@ def test_transformers_whisper(hf_models, tmp_path):
     assert enc.model_type == 'whisper' and (enc.dim, enc.frame_rate) == (32, 50.0)
     waves = [wave(s, i) for i, s in enumerate(LENGTHS)]
     feats = check_batch_vs_single(enc, waves)
-    assert [len(f) for f in feats] == [math.ceil(len(w) / HOP) for w in waves]
+    assert [len(f) for f in feats] == [len(w) // HOP for w in waves]
     check_f16_round_trip(tmp_path, enc, feats)
 
 
@@ -133,8 +147,8 @@ def test_w2v_bert(hf_models):
     assert (enc.dim, enc.frame_rate) == (32, 50.0)
     waves = [wave(s, i) for i, s in enumerate([1.0, 0.37, 2.21])]
     feats = check_batch_vs_single(enc, waves)
-    # 25 ms fbank windows every 10 ms, stacked in pairs
-    assert [len(f) for f in feats] == [((len(w) - 400) // 160 + 1) // 2 for w in waves]
+    # 25 ms fbank windows every 10 ms, stacked in pairs (the extractor pads to an even count); at most samples // 320
+    assert [len(f) for f in feats] == paper_counts([len(w) for w in waves], lambda n: -(-((n - 400) // 160 + 1) // 2))
 
 
 def test_offline_backbones(tmp_path):
@@ -169,8 +183,7 @@ def test_load_errors(tmp_path):
         get_backbone(str(tmp_path / 'x.txt'))
 
 
-@pytest.mark.parametrize('fusion', [False, True])
-def test_clap_audio_tower(tmp_path, fusion):
+def _tiny_clap(tmp_path, fusion):
     import transformers as T
     torch.manual_seed(0)
     audio = T.ClapAudioConfig(hidden_size=32, patch_embeds_hidden_size=16, depths=[1, 1, 1, 1],
@@ -178,25 +191,139 @@ def test_clap_audio_tower(tmp_path, fusion):
     text = T.ClapTextConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
                             intermediate_size=16, projection_dim=16)
     model = T.ClapModel(T.ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
-    d = _save(tmp_path, 'clap', model, T.ClapFeatureExtractor())
+    return _save(tmp_path, 'clap', model, T.ClapFeatureExtractor())
+
+
+@pytest.mark.parametrize('fusion', [False, True])
+def test_clap_paper_grid(tmp_path, fusion):
+    "The paper's CLAP features: every patch token of the (frequency x time) grid, untrimmed, whatever the clip's length."
+    d = _tiny_clap(tmp_path, fusion)
     enc = get_backbone(str(d), device='cpu')
-    assert enc.model_type == 'clap' and enc.sample_rate == 48000 and enc.dim == 16 * 2 ** 3  # patch size x 2^(stages-1), 768 for the real model
-    assert enc.frame_rate == pytest.approx(3.2)
+    assert enc.model_type == 'clap' and enc.clap_features == 'grid' and enc.sample_rate == 48000
+    assert enc.dim == 16 * 2 ** 3                    # patch size x 2^(stages-1), 768 for the real model
+    waves = [wave(s, i, sr=48000) for i, s in enumerate([3.0, 12.5, 0.2])]
+    feats = check_batch_vs_single(enc, waves)
+    assert [f.shape for f in feats] == [(2 * 32, enc.dim)] * 3          # F x T = 2 x 32 tokens for every clip
+    assert enc.n_frames(len(waves[1])) == 64
+    assert enc.frame_rate == pytest.approx(6.4)       # 64 tokens per 10 s window
+    # the order is frequency row by row: the tokens are the tower's [dim, F, T] grid flattened
+    x = enc.fe([waves[0]], sampling_rate=48000, return_tensors='pt', truncation=enc.truncation)
+    grid = enc._run(**x)[0].numpy()                   # [dim, F, T]
+    np.testing.assert_allclose(feats[0], grid.reshape(enc.dim, -1).T, atol=1e-5)
+    np.testing.assert_allclose(feats[0][32:], grid[:, 1].T, atol=1e-5)  # the second frequency row follows the first
+    np.testing.assert_array_equal(enc.encode([waves[1]])[0], feats[1])  # the 10 s crop of a long clip is repeatable
+    assert enc.source == f'hf:{d} [paper]'
+
+
+def test_clap_per_time_option(tmp_path):
+    "sereval's option `clap-per-time`: 10 s windows, frequency rows averaged, trimmed to the audio; its own slug."
+    d = _tiny_clap(tmp_path, False)
+    enc = get_backbone(f'clap-per-time:{d}', device='cpu')
+    assert (enc.name, enc.clap_features, backbone_slug(enc.name)) == ('clap-per-time', 'per-time', 'clappertime')
+    assert enc.frame_rate == pytest.approx(3.2) and enc.source == f'hf:{d} [per-time]'
     waves = [wave(s, i, sr=48000) for i, s in enumerate([3.0, 12.5])]
     feats = check_batch_vs_single(enc, waves)
-    # 32 frames per 10 s window, trimmed to the frames covering the audio
     assert [len(f) for f in feats] == [math.ceil(32 * 0.3), 32 + math.ceil(32 * 0.25)]
+    grid = get_backbone(str(d), device='cpu').encode(waves[:1])[0]   # per-time frame t = mean of the grid's rows at t
+    np.testing.assert_allclose(feats[0], (grid[:32] + grid[32:])[:len(feats[0])] / 2, atol=1e-4)
+    with pytest.raises(SerevalError, match='CLAP models only'):
+        HFEncoder('x', str(_save(tmp_path, 'w', *_tiny_wav2vec2())), device='cpu', features='per-time')
 
 
-def test_sample_rate_follows_feature_extractor(tmp_path):
-    "A MERT-like model (24 kHz feature extractor): the encoder reports 24 kHz and 75 frames per second."
+def _tiny_wav2vec2(sr=SR):
     import transformers as T
     torch.manual_seed(0)
     cfg = T.Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
                            conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
                            feat_extract_norm='layer', do_stable_layer_norm=True)
-    fe = T.Wav2Vec2FeatureExtractor(sampling_rate=24000, return_attention_mask=True, do_normalize=True)
-    enc = get_backbone(str(_save(tmp_path, 'mertlike', T.Wav2Vec2Model(cfg), fe)), device='cpu')
-    assert (enc.sample_rate, enc.frame_rate) == (24000, 75.0)
+    return T.Wav2Vec2Model(cfg), T.Wav2Vec2FeatureExtractor(sampling_rate=sr, return_attention_mask=True, do_normalize=True)
+
+
+def test_sample_rate_follows_feature_extractor(tmp_path):
+    "A MERT-like model (24 kHz feature extractor): 24 kHz, 75 frames per second, and 320 samples (at 24 kHz) per frame kept."
+    enc = get_backbone(str(_save(tmp_path, 'mertlike', *_tiny_wav2vec2(24000))), device='cpu')
+    assert (enc.sample_rate, enc.frame_rate, enc.hop) == (24000, 75.0, HOP)
     waves = [wave(s, i, sr=24000) for i, s in enumerate([1.0, 0.5])]
-    assert [len(f) for f in enc.encode(waves)] == [conv_frames(len(w)) for w in waves]
+    assert [len(f) for f in enc.encode(waves)] == paper_counts([len(w) for w in waves], conv_frames)
+
+
+def test_paper_batches(tmp_path):
+    "Batches of 8 consecutive clips in input order, zero-padded with a mask; each clip's features equal its features alone."
+    enc = get_backbone(str(_save(tmp_path, 'w2v', *_tiny_wav2vec2())), device='cpu')
+    lengths = [16000, 5920, 4000, 16320, 8000, 2400, 3300, 12345, 16000, 700]   # 10 clips: batches of 8 and 2
+    waves = [wave(n / SR, i) for i, n in enumerate(lengths)]
+    feats = enc.encode(waves)
+    assert [len(f) for f in feats] == paper_counts(lengths, conv_frames)
+    assert len(feats[0]) == 50 and len(enc.encode(waves[:1])[0]) == 49   # 1 s: 50 frames beside a longer clip, 49 alone
+    assert len(feats[8]) == 49                                           # the longest of its batch: its own 49
+    for i in (0, 5, 9):
+        alone = enc.encode([waves[i]])[0]
+        np.testing.assert_allclose(feats[i][:len(alone)], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_short_clips():
+    "A clip under 320 samples has no frame under the paper's rule: a clear error, never an empty array."
+    assert paper_frames(320) == 1 and paper_frames(639) == 1
+    with pytest.raises(SerevalError, match='shorter than one frame'):
+        paper_frames(319)
+
+
+@pytest.fixture(scope='module')
+def emo_ckpt(tmp_path_factory):
+    return random_emowhisper_checkpoint(tmp_path_factory.mktemp('emo') / 'model_2.ckpt')
+
+
+def test_emotionwhisper_registry():
+    spec = BACKBONES['emotionwhisper']
+    assert spec.kind == 'emowhisper' and spec.source == EMOWHISPER_HUB and spec.published and not spec.in_paper
+    assert 'emotional speech' in spec.note and 'not comparable' in spec.note
+    row = backbone_table().set_index('slug').loc['emotionwhisper']
+    assert (row['hub_id'], row['feature_dim'], row['in_paper'], row['published']) == (EMOWHISPER_HUB, 1024, False, True)
+    for name in ('emotionwhisper', 'EmoWhisper', 'emotion-whisper', EMOWHISPER_HUB, 'emotionwhisper:/x/model.ckpt'):
+        assert backbone_slug(name) == 'emotionwhisper'
+
+
+def test_emotionwhisper_from_release_file(emo_ckpt, tmp_path):
+    "The release's state dict (encoder.* and an emotion head), as a file, a folder holding it, or wrapped as Lightning saves it."
+    enc = get_backbone(f'emotionwhisper:{emo_ckpt}', device='cpu')
+    assert isinstance(enc, EmoWhisperEncoder) and (enc.name, enc.dim, enc.frame_rate, enc.model_type) == ('emotionwhisper', 64, 50.0, 'whisper')
+    waves = [wave(s, i) for i, s in enumerate(LENGTHS)]
+    feats = check_batch_vs_single(enc, waves)
+    assert [len(f) for f in feats] == [len(w) // HOP for w in waves]
+    assert enc.source == f'emowhisper:{emo_ckpt} [paper]'
+    # the encoder is the checkpoint's: the same features as transformers' WhisperEncoder with those weights
+    import transformers as T
+    sd = torch.load(emo_ckpt)
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    ref = WhisperEncoder(enc.model.config).eval()
+    ref.load_state_dict({k[len('encoder.'):]: v for k, v in sd.items() if k.startswith('encoder.')})
+    x = enc.fe([waves[0]], sampling_rate=SR, return_tensors='pt')['input_features']
+    with torch.no_grad(): h = ref(x).last_hidden_state[0, :len(waves[0]) // HOP].numpy()
+    np.testing.assert_allclose(feats[0], h, atol=1e-4)
+    # a folder holding the file; a Lightning-style wrapped state dict with a 'model.' prefix
+    d = tmp_path / 'release'; d.mkdir(); (d / 'model_2.ckpt').write_bytes(emo_ckpt.read_bytes())
+    np.testing.assert_allclose(get_backbone(f'emotionwhisper:{d}', device='cpu').encode(waves[:1])[0], feats[0], atol=1e-5)
+    torch.save({'state_dict': {f'model.{k}': v for k, v in sd.items()}, 'epoch': 3}, tmp_path / 'wrapped.ckpt')
+    np.testing.assert_allclose(get_backbone(f'emotionwhisper:{tmp_path / "wrapped.ckpt"}', device='cpu').encode(waves[:1])[0],
+                               feats[0], atol=1e-5)
+
+
+def test_emotionwhisper_from_transformers_folder(hf_models):
+    enc = get_backbone(f"emotionwhisper:{hf_models['whisper']}", device='cpu')
+    ref = get_backbone(str(hf_models['whisper']), device='cpu')
+    w = wave(1.3, 2)
+    np.testing.assert_allclose(enc.encode([w])[0], ref.encode([w])[0], atol=1e-5)
+
+
+def test_emotionwhisper_errors(emo_ckpt, tmp_path):
+    d = tmp_path / 'two'; d.mkdir()
+    for n in ('a.ckpt', 'b.pt'): (d / n).write_bytes(emo_ckpt.read_bytes())
+    with pytest.raises(SerevalError, match='one checkpoint file'):
+        get_backbone(f'emotionwhisper:{d}', device='cpu')
+    torch.save({'head.weight': torch.zeros(8, 4)}, tmp_path / 'head_only.pt')
+    with pytest.raises(SerevalError, match='one Whisper encoder'):
+        get_backbone(f'emotionwhisper:{tmp_path / "head_only.pt"}', device='cpu')
+    with pytest.raises(SerevalError, match='no file or folder'):
+        get_backbone(f'emotionwhisper:{tmp_path / "missing.ckpt"}')
+    with pytest.raises(SerevalError, match="emotionwhisper:<file or folder>"):
+        get_backbone('emotionwhisper', device='cpu')    # offline here: the hub release cannot be fetched

@@ -52,19 +52,30 @@ def strip_accents(s):
 _EXPRESSO_STYLE = {'angry': 'anger', 'awe': 'surprise', 'bored': 'neutral', 'calm': 'neutral', 'default': 'neutral',
                    'disgusted': 'disgust', 'fearful': 'fear', 'happy': 'happiness', 'laughing': 'happiness',
                    'sad': 'sadness'}
+_EXPRESSO_ALL = sorted(['angry', 'animal', 'animal_directed', 'awe', 'bored', 'calm', 'child', 'child_directed', 'confused',
+                        'default', 'desire', 'disgusted', 'enunciated', 'fast', 'fearful', 'happy', 'laughing', 'narration',
+                        'non_verbal', 'projected', 'sad', 'sarcastic', 'singing', 'sleepy', 'sympathetic', 'whisper'])
+
+
+def _expresso_paper(rel):
+    "The paper's reading of Expresso: the first style (alphabetically) contained in the file name."
+    name = rel.rsplit('/', 1)[-1].lower()
+    return _EXPRESSO_STYLE.get(next((s for s in _EXPRESSO_ALL if s in name), ''), 'other')
+
+
 RULES = {
     'aesdd': ('aesdd.txt', lambda r: r.split('/')[0]),                    # folders are the English class names
     'cafe': ('cafe.txt', lambda r: {'colere': 'anger', 'degout': 'disgust', 'joie': 'happiness', 'neutre': 'neutral',
                                     'peur': 'fear', 'surprise': 'surprise', 'tristesse': 'sadness'}[strip_accents(r.split('/')[0])]),
     'casia': ('casia.txt', lambda r: {'angry': 'anger', 'happy': 'happiness', 'sad': 'sadness'}.get(r.split('/')[1], r.split('/')[1])),
-    'demos': ('demos.txt', lambda r: {'col': 'other', 'dis': 'disgust', 'gio': 'happiness', 'pau': 'fear', 'rab': 'anger',
+    'demos': ('demos.txt', lambda r: {'col': 'sadness', 'dis': 'disgust', 'gio': 'happiness', 'pau': 'fear', 'rab': 'anger',
                                       'sor': 'surprise', 'tri': 'sadness', 'neu': 'neutral'}[r.rsplit('_', 1)[1][:3]]),
     'emodb': ('emodb.txt', lambda r: {'W': 'anger', 'L': 'sadness', 'E': 'disgust', 'A': 'fear', 'F': 'happiness',
                                       'T': 'sadness', 'N': 'neutral'}[r.split('/')[-1][5]]),
     'emovo': ('emovo.txt', lambda r: {'dis': 'disgust', 'gio': 'happiness', 'neu': 'neutral', 'pau': 'fear', 'rab': 'anger',
                                       'sor': 'surprise', 'tri': 'sadness'}[r.split('/')[-1][:3]]),
     'enterface': ('enterface.txt', lambda r: r.split('/')[1]),
-    'expresso': ('expresso.txt', lambda r: _EXPRESSO_STYLE.get(r.split('/')[2], 'other')),
+    'expresso': ('expresso.txt', lambda r: _expresso_paper(r)),
     'mead': ('mead.txt', lambda r: {'angry': 'anger', 'contempt': 'disgust', 'disgusted': 'disgust', 'happy': 'happiness',
                                     'sad': 'sadness', 'surprised': 'surprise'}.get(r.split('/')[2], r.split('/')[2])),
     'mesd': ('mesd.txt', lambda r: r.split('/')[-1].split('_')[0].lower()),
@@ -302,7 +313,23 @@ def test_baum_xlsx_and_acted_codes(tmp_path):
     assert df.attrs['skipped'].empty
     assert dict(zip(df['relpath'].str[-12:], df['raw_label'])) == {
         'S005_010.mp4': 'boredom', 'S005_011.mp4': 'interest', 'S001_001.mp4': 'neutral'}
-    assert df['label'].tolist() == ['sadness', 'other', 'neutral'] and df['speaker'].tolist() == ['S005', 'S005', 'S001']
+    assert df['label'].tolist() == ['other', 'other', 'neutral'] and df['speaker'].tolist() == ['S005', 'S005', 'S001']
+    assert scan(root, 'baum:nearest')['label'].tolist() == ['sadness', 'other', 'neutral']     # sereval's named variant
+
+
+def test_baum_audio_folders_and_alias_folders(tmp_path):
+    "The paper's layout <BAUM>/audio_folders/<Emotion>/: seven names count, the rest is other; alias folders map like their emotion."
+    rels = ['audio_folders/Happiness/S001_001.wav', 'audio_folders/Boredom/S001_002.wav', 'audio_folders/Contempt/S002_001.wav',
+            'audio_folders/Anger/S002_002.wav', 'audio_folders/Thinking/S003_001.wav']
+    root = touch(tmp_path / 'BAUM1', rels + ['BAUM1s_MP4 - All/S001/S001_001.mp4'])
+    (root / 'Annotations_BAUM1s.csv').write_text('Clip,Emotion\nS001_001,Neutral\n', encoding='utf-8')
+    df = scan(root, 'baum')
+    got = dict(zip(df['relpath'], df['label']))
+    assert {r: got[r] for r in rels} == dict(zip(rels, ['happiness', 'other', 'other', 'anger', 'other']))
+    assert df.set_index('relpath').loc[rels[0], 'speaker'] == 'S001'
+    alias = scan(touch(tmp_path / 'alias', ['angry/S001_001.mp4', 'happy/S001_002.mp4', 'bored/S001_003.mp4',
+                                            'surprised/S001_004.mp4']), 'baum')
+    assert alias['label'].tolist() == ['anger', 'other', 'happiness', 'surprise']
 
 
 def test_xlsx_reader_text_cells(tmp_path):

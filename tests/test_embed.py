@@ -244,8 +244,48 @@ def test_embed_command_with_a_checkpoint_file(demo, tmp_path):
     assert main(['embed', '--backbone', str(ckpt), '--name', 'my-whisper', '--data-root', str(root), '--out', str(out),
                  '--corpora', 'demo-emovo', '--batch-size', '8', '--quiet']) == 0
     st = open_store(out / 'embeddings', 'my-whisper', 'demo-emovo')
-    assert st.folder.parent.name == 'mywhisper' and st.dim == 384 and st.meta['source'] == f'whisper:{ckpt}'
+    assert st.folder.parent.name == 'mywhisper' and st.dim == 384 and st.meta['source'] == f'whisper:{ckpt} [paper]'
     m = manifest[manifest.corpus == 'demo-emovo']
     assert len(st) == len(m)
     for r in st.index.itertuples():
-        assert r.n_frames == math.ceil(len(load_audio(r.path)) / HOP)
+        assert r.n_frames == len(load_audio(r.path)) // HOP          # the paper's samples // 320
+
+
+def test_load_for_backbone(tmp_path):
+    "A model at another rate gets the clip as the paper gives it: through 16 kHz (nothing above 8 kHz), then resampled."
+    from sereval.audio import SAMPLE_RATE
+    from sereval.embed import load_for_backbone
+    sr = 48000
+    t = np.arange(int(0.5 * sr)) / sr
+    x = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32)
+    sf.write(tmp_path / 'a.wav', x, sr)
+    y = load_for_backbone(tmp_path / 'a.wav', sr)
+    assert y.dtype == np.float32 and abs(len(y) - 3 * len(load_audio(tmp_path / 'a.wav'))) <= 1
+    spec = np.abs(np.fft.rfft(y[2000:-2000])); f = np.fft.rfftfreq(len(y) - 4000, 1 / sr)
+    assert spec[f > 9000].max() < 0.01 * spec[np.abs(f - 1000) < 50].max()     # the 12 kHz tone is gone, as in the paper
+    np.testing.assert_array_equal(load_for_backbone(tmp_path / 'a.wav', SAMPLE_RATE), load_audio(tmp_path / 'a.wav'))
+
+
+class _PaperFrames(Encoder):
+    "A stand-in model with the paper's frame rule: one frame of zeros per 320 samples."
+    def __init__(self):
+        super().__init__('paper-frames', 'cpu', 4)
+        self.dim, self.frame_rate, self.min_samples, self.source = 3, 50.0, HOP, 'test:paper-frames'
+    def _encode_batch(self, waves):
+        return [np.zeros((len(w) // HOP, self.dim), np.float32) for w in waves]
+
+
+def test_clip_shorter_than_a_frame_is_skipped(tmp_path, capsys):
+    "A clip under 320 samples, which the paper's rule would leave with no frame, is skipped with its reason."
+    from sereval.audio import SAMPLE_RATE
+    rows = []
+    for i, n in enumerate([8000, 200, 4000]):
+        p = tmp_path / f'c{i}.wav'
+        sf.write(p, 0.1 * np.sin(np.arange(n) / 7.0).astype(np.float32), SAMPLE_RATE)
+        rows.append(dict(path=str(p), corpus='c', label='neutral', speaker='s', clip_id=f'c{i}'))
+    s = embed_corpus(pd.DataFrame(rows), _PaperFrames(), tmp_path / 'emb', progress=False)
+    assert int(s['clips'].sum()) == 2 and int(s['skipped'].sum()) == 1
+    st = open_store(tmp_path / 'emb', 'paper-frames', 'c')
+    assert st.index['n_frames'].tolist() == [25, 12]
+    assert 'too short' in st.meta['skipped'][0]['reason'] and st.meta['skipped'][0]['path'] == rows[1]['path']
+    assert 'fewer than one frame' in capsys.readouterr().out

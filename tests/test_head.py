@@ -61,3 +61,20 @@ def test_release_keeps_mapped_pages_out_of_resident_memory(tmp_path):
         return peak / 1024                                   # MB
     kept, released = read_all(1 << 40), read_all(8 << 20)
     assert kept > 100 and released < 30, (kept, released)
+
+
+def test_initial_weights_are_the_papers():
+    "Hidden layer Xavier-uniform, output layer normal(std 1/sqrt(fan_in)), biases zero; the draws follow PyTorch's default init."
+    torch.manual_seed(0)
+    h = FrameMLP(1024, hidden=512)
+    w1, w2 = h.fc1.weight.detach().double(), h.fc2.weight.detach().double()
+    bound = (6 / (1024 + 512)) ** 0.5
+    assert bound * 0.999 < w1.abs().max() <= bound
+    assert abs(w1.mean()) < 1e-3 and w1.std() == pytest.approx(bound / 3 ** 0.5, rel=0.01)
+    assert abs(w2.mean()) < 0.01 and w2.std() == pytest.approx(512 ** -0.5, rel=0.05)
+    assert (w2.abs() > 3 * 512 ** -0.5).any()                      # normal tails, not a uniform bounded at 1/sqrt(512)
+    assert not h.fc1.bias.any() and not h.fc2.bias.any()
+    torch.manual_seed(0)
+    ref1 = torch.nn.Linear(1024, 512); torch.nn.init.xavier_uniform_(ref1.weight)
+    ref2 = torch.nn.Linear(512, 8); torch.nn.init.normal_(ref2.weight, std=512 ** -0.5)
+    assert torch.equal(h.fc1.weight, ref1.weight) and torch.equal(h.fc2.weight, ref2.weight)

@@ -33,3 +33,17 @@ def test_training_from_the_store_is_training_in_memory(tmp_path):
     assert za.dtype == np.float32 and za.shape == (150, 8)
     np.testing.assert_allclose(za, zb, rtol=1e-5, atol=1e-5)
     assert (za.argmax(1) == labels[order]).mean() > 0.9
+
+
+def test_the_last_incomplete_batch_is_dropped():
+    "70 clips in batches of 32: two steps of 32 clips per epoch (the paper's drop_last); fewer clips than a batch: one step."
+    frames, starts, lengths, labels = toy_frames(70, dim=8, seed=0)
+    steps, seen = [], []
+    cfg = TrainConfig(epochs=3, batch_size=32)
+    train_head(frames, starts, lengths, labels, cfg, device='cpu', on_step=lambda step, n: (steps.append(step), seen.append(n)))
+    assert steps == list(range(1, 7))
+    per_clip = dict(zip(starts.tolist(), lengths.tolist()))
+    assert all(n >= 32 * min(per_clip.values()) for n in seen)           # every step carried a full batch of 32 clips
+    few = []
+    train_head(frames, starts[:10], lengths[:10], labels[:10], TrainConfig(epochs=2), device='cpu', on_step=lambda s, n: few.append(n))
+    assert few == [int(lengths[:10].sum())] * 2
