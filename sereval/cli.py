@@ -42,6 +42,7 @@ class Arg:
     kw: dict = field(default_factory=dict)
 
     def add_to(self, parser):
+        "Add this argument to `parser` (an `argparse` parser or group)."
         kw = dict(self.kw)
         d = kw.get('default')
         if d not in (None, [], ()) and not isinstance(d, bool) and not kw.get('required'):
@@ -61,6 +62,7 @@ class OneOf:
     required: bool = False
 
     def add_to(self, parser):
+        "Add these options to `parser` as one mutually exclusive group."
         group = parser.add_mutually_exclusive_group(required=self.required)
         for a in self.args: a.add_to(group)
 

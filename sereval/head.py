@@ -27,6 +27,7 @@ def segment_mean(x: torch.Tensor,     # [F, C] values of all frames of a packed 
 class Dropout(nn.Dropout):
     "`nn.Dropout` (same `p`, same distribution, same generator), with a mask drawn by `rand >= p`: faster on CPUs."
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        "`x` with each element zeroed with probability `p` and the rest scaled by `1/(1-p)` (training only)."
         if not self.training or self.p == 0: return x
         if self.p >= 1: return x * 0
         with torch.no_grad(): mask = (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1 / (1 - self.p))

@@ -19,23 +19,11 @@ METRICS: tuple[str, ...] = ('accuracy', 'macro_f1', 'weighted_f1', 'macro_precis
 "The metrics of every result, in the paper's order of importance after accuracy (macro F1 is the headline)."
 HEADLINE = 'macro_f1'
 "The paper's headline metric: tables lead with it, figures show it."
-HEADLINE = 'macro_f1'
-"The paper's headline metric: tables lead with it, figures show it."
-HEADLINE = 'macro_f1'
-"The paper's headline metric: tables lead with it, figures show it."
-HEADLINE = 'macro_f1'
-"The paper's headline metric: tables lead with it, figures show it."
-HEADLINE = 'macro_f1'
-"The paper's headline metric: tables lead with it, figures show it."
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
     "The `METRICS` of predicted class indices against true ones; macro averages over the classes in `y_true` or `y_pred`."
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape: raise ValueError(f'y_true has shape {y_true.shape} but y_pred {y_pred.shape}')
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score   # here: importing metrics stays light
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score   # here: importing metrics stays light
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score   # here: importing metrics stays light
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score   # here: importing metrics stays light
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score   # here: importing metrics stays light
     if not len(y_true): return {m: float('nan') for m in METRICS}
     labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))

@@ -30,8 +30,9 @@ PAPER_METRICS: tuple[str, ...] = (*METRICS, 'weighted_accuracy')
 PAPER_BACKBONES: tuple[str, ...] = tuple(backbone_slug(b) for b in B.PAPER_BACKBONES)
 "Slugs of the paper's ten backbones, in the order of its Table 2."
 
-EXTRA_BACKBONES: dict[str, str] = {'emotionwhisper': 'EmotionWhisper (published matrices only)'}
-"Published beside the ten, not described in the paper (see above): slug -> display name."
+EXTRA_BACKBONES: dict[str, str] = {backbone_slug(b): B.BACKBONES[b].label for b in B.PUBLISHED_BACKBONES
+                                   if not B.BACKBONES[b].in_paper}
+"Published beside the ten, not described in the paper (see above): slug -> display name (the registry's facts)."
 
 PAPER_CORPORA: tuple[str, ...] = ('aesdd', 'baum', 'cafe', 'casia', 'demos', 'eekk', 'emodb', 'emovo', 'enterface',
                                   'expresso', 'masc', 'mead', 'meld', 'mesd', 'resd', 'shemo', 'subesco', 'thorsten', 'urdu')

@@ -35,12 +35,6 @@ DEMO = DemoConfig()   # the one demo configuration
 def demo_root(out, size: float = DEMO.size, seed: int = DEMO.seed, quiet: bool = False) -> Path:
     "The demo corpora under `<out>/demo_corpora`, written unless an identical demo (same seed and size) is already there."
     from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.corpora import ROOT_DESCRIPTION
     from sereval.synth import make_demo
     root = Layout(out).demo_corpora
     if (root/ROOT_DESCRIPTION).exists():
@@ -75,30 +69,6 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  retrain: bool = False,                 # train again even where a finished run exists
                  progress: bool = True) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
     from sereval.benchmark import run_grid
     from sereval.corpora import write_manifests
     from sereval.embed import embed_corpus

@@ -24,9 +24,12 @@ __all__ = ['RECIPES', 'CORPORA', 'MAP_VARIANTS', 'register', 'get_recipe', 'reci
 RECIPES: dict[str, Recipe] = {}
 "Every recipe by its canonical name (the paper's matrix order once all are registered)."
 
+_ALIASES: dict[str, str] = {}   # every spelling of a corpus name (`name_key`) -> its recipe's name
+
 def register(recipe: Recipe) -> Recipe:
-    "Add a recipe to `RECIPES` (a `Recipe` checks its own map when it is made)."
+    "Add a recipe to `RECIPES`, under its name, display name and aliases (a `Recipe` checks its own map when it is made)."
     RECIPES[recipe.name] = recipe
+    for a in (recipe.name, recipe.display, *recipe.aliases): _ALIASES[name_key(a)] = recipe.name
     return recipe
 
 # %% ../nbs/02a_recipes.ipynb #c7e500b0
@@ -440,9 +443,6 @@ CORPORA: tuple[str, ...] = ('aesdd', 'baum', 'cafe', 'casia', 'demos', 'eekk', '
 assert set(CORPORA) == set(RECIPES), set(CORPORA) ^ set(RECIPES)
 RECIPES = {k: RECIPES[k] for k in CORPORA}
 
-_ALIASES: dict[str, str] = {}
-for _r in RECIPES.values():
-    for _a in (_r.name, _r.display, *_r.aliases): _ALIASES[name_key(_a)] = _r.name
 
 MAP_VARIANTS: dict[str, dict[str, str]] = {
     'demos:guilt-other': {'col': 'other'},

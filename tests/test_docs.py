@@ -45,16 +45,6 @@ def test_no_notebook_refers_outside_the_repository():
 
 
 @pytest.mark.slow
-def test_nbdev_processes_every_notebook(tmp_path, copy_source):
-    copy_source(tmp_path, names=('settings.ini', 'setup.py', 'nbs', 'sereval'))
-    r = subprocess.run([sys.executable, '-c', 'from nbdev.serve import proc_nbs; proc_nbs(n_workers=2)'],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    done = sorted(p.name for p in (tmp_path / '_proc').glob('*.ipynb'))
-    assert done == sorted(p.name for p in (TOP / 'nbs').glob('*.ipynb'))
-
-
-@pytest.mark.slow
 def test_wheel_ships_the_package(wheel, wheel_site):
     "A wheel holds every module and data file of the source package, and the package imports from it."
     names = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith('sereval/')}
