@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import SerevalError
+from .layout import write_json
 
 # %% auto #0
 __all__ = ['BENCH_FRAME_RATE', 'BENCHES', 'bench_store', 'bench_extract', 'write_bench_store', 'gemm_fraction', 'train_figures',
@@ -220,10 +221,10 @@ def _bench_child(store_root: str, threads: int, epochs: int, batch_size: int, pr
     train_head(store.frames, starts, lengths, labels, TrainConfig(epochs=epochs, batch_size=batch_size), device=device,
                on_step=on_step)
     wall = time.perf_counter() - t0
-    Path(result).write_text(json.dumps(dict(
+    write_json(result, dict(
         threads=torch.get_num_threads(), device=str(device), torch=torch.__version__, epochs=epochs, batch_size=batch_size,
         n_frames=int(len(store.frames)), dim=store.dim, steps=steps, refs=refs, wall=wall, mean_batch=mean_batch,
-        peak_rss=_peak_rss(), rss_before=rss_before)))
+        peak_rss=_peak_rss(), rss_before=rss_before))
 
 # %% ../nbs/16_bench.ipynb #2a08291b
 def gemm_fraction(steps: Sequence[tuple[int, float]], refs: Sequence[float], flops_per_frame: float,

@@ -277,8 +277,8 @@ def _reproduce(a):
     from sereval.reproduce import reproduce
     from sereval.protocol import TrainConfig
     given = {f.name for f in fields(TrainConfig) if getattr(a, f.name) is not None}
-    from sereval.pipeline import DEMO
-    base = DEMO.train if a.data_root is None else TrainConfig()   # as `reproduce` chooses when given no config
+    from sereval.pipeline import default_config
+    base = default_config(a.data_root)                            # as `reproduce` chooses when given no config
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
               paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress)

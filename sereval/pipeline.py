@@ -16,7 +16,7 @@ if TYPE_CHECKING: import pandas as pd
 # since the command line reads it to build its options without loading torch.
 
 # %% auto #0
-__all__ = ['DEMO', 'DemoConfig', 'demo_root', 'BackboneRun', 'run_backbone']
+__all__ = ['DEMO', 'DemoConfig', 'default_config', 'demo_root', 'BackboneRun', 'run_backbone']
 
 # %% ../nbs/11a_pipeline.ipynb #1bfebe1c
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class DemoConfig:
     jobs: int = 2                                           # backbones run at once (one kernel each)
 
 DEMO = DemoConfig()   # the one demo configuration
+
+def default_config(data_root=None) -> TrainConfig:
+    "The training setup of a run given none: the demo's without a data root (the offline demo), else the paper's."
+    return DEMO.train if data_root is None else TrainConfig()
 
 # %% ../nbs/11a_pipeline.ipynb #1d39ecbc
 def demo_root(out, size: float = DEMO.size, seed: int = DEMO.seed, quiet: bool = False) -> Path:

@@ -12,7 +12,7 @@ from typing import Sequence
 from .backbones import PAPER_BACKBONES, backbone_slug
 from .errors import SerevalError
 from .layout import Layout, atomic_write, write_json
-from .pipeline import DEMO, demo_root
+from .pipeline import DEMO, default_config, demo_root
 from .protocol import PROTOCOLS, RULES
 from .protocol import TrainConfig
 
@@ -128,10 +128,10 @@ def reproduce(data_root=None,                           # corpora root; None: th
     demo = data_root is None
     if not demo and not Path(data_root).is_dir(): raise SerevalError(f'data root {Path(data_root).resolve()} is not a folder')
     out.mkdir(parents=True, exist_ok=True)          # only once the input is known to exist
+    config = default_config(data_root) if config is None else config
     if demo:
         root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
         backbones = list(backbones or DEMO.backbones)
-        config = DEMO.train if config is None else config
         threads = DEMO.threads if threads is None else threads
         jobs = DEMO.jobs if jobs is None else jobs
         if not quiet and config.lr != TrainConfig().lr:
@@ -140,7 +140,6 @@ def reproduce(data_root=None,                           # corpora root; None: th
     else:
         root = Path(data_root).resolve()
         backbones = list(backbones or PAPER_BACKBONES)
-        config = TrainConfig() if config is None else config
     slugs = [backbone_slug(b) for b in backbones]
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
     _check_kernel(kernel)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .backbones import backbone_slug
 from .errors import SerevalError
-from .layout import atomic_write, fsync_dir, read_json, write_json
+from .layout import atomic_write, fsync_dir, read_json, write_frame, write_json
 
 # %% auto #0
 __all__ = ['FRAMES', 'INDEX', 'META', 'LOCK', 'MARKER', 'INDEX_COLUMNS', 'DTYPE', 'store_dir', 'library_versions', 'recover',
@@ -44,7 +44,7 @@ def _normalise_index(df: pd.DataFrame) -> pd.DataFrame:
     return df[list(INDEX_COLUMNS) + [c for c in df.columns if c not in INDEX_COLUMNS]]
 
 def _write_index(path: Path, df: pd.DataFrame):
-    atomic_write(path, lambda tmp: _normalise_index(df).to_parquet(tmp, index=False))
+    write_frame(path, _normalise_index(df))
 
 def _read_index_file(p: Path, missing_ok: bool = True) -> pd.DataFrame:
     if not p.exists():
