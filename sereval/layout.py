@@ -149,6 +149,9 @@ class Layout:
     def demo_corpora(self) -> Path:
         "Where a synthetic demo's corpora are written."
         return self.out/'demo_corpora'
+    def protocol(self, name: str) -> 'Layout':
+        "Layout of the in-domain heads trained under split protocol `name` beside the run's own (`<out>/protocols/<name>`)."
+        return Layout(self.out/'protocols'/name)
     @property
     def reproduce_record(self) -> Path:
         "What the `reproduce` command ran."

@@ -12,17 +12,17 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import SerevalError
-from .taxonomy import CLASSES, CLASS_INDEX, NUM_CLASSES, label_indices
+from .taxonomy import CLASSES, CLASS_INDEX, NUM_CLASSES, OTHER_INDEX, label_indices
 from .layout import write_text
 # pandas and the corpus framework are imported inside the functions that use them: the command line reads this
 # module (rules, protocols, the training configuration) to build its options, and must stay light.
 
 # %% auto #0
-__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'PROTOCOLS', 'PAPER_SEED', 'RULES', 'EPS',
-           'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors', 'build_paper_fingerprints',
+__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'PROTOCOLS', 'PAPER_SEED', 'RULES', 'ORACLE_RULES',
+           'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors', 'build_paper_fingerprints',
            'write_paper_fingerprints', 'paper_fingerprints', 'fingerprint_report', 'fingerprint_text', 'TrainConfig',
            'n_held_out', 'paper_order', 'paper_permutation', 'random_split', 'speaker_split', 'make_split',
-           'adjust_logits']
+           'estimate_priors', 'adjust_logits']
 
 # %% ../nbs/02b_protocol.ipynb #f6d2fa02
 CLUSTERS: dict[str, tuple[str, ...]] = {
@@ -285,14 +285,18 @@ def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float =
     return random_split(len(index), test_size, seed, dim, paths), 'random'
 
 # %% ../nbs/02b_protocol.ipynb #66eb2ad0
-RULES: tuple[str, ...] = ('none', 'paper', 'corrected')
+RULES: tuple[str, ...] = ('none', 'paper', 'corrected', 'estimated')
 "Out-of-domain logit-adjustment rules."
+ORACLE_RULES: tuple[str, ...] = ('paper', 'corrected')
+"Rules that read the test corpus's true class frequencies, information a zero-shot system does not have."
 EPS: float = 1e-12
 "The constant the paper adds to every prior before its logarithm."
 RULE_TEXT: dict[str, str] = {
     'paper': f"paper's rule: logits - log(prior_train + {EPS:g}) + log(prior_test + {EPS:g}), 'other' masked",
     'corrected': "corrected rule: as the paper's, classes absent from the training corpus masked",
-    'none': 'no adjustment (raw logits, other masked)'}
+    'none': 'no adjustment (raw logits, other masked)',
+    'estimated': "label-free rule: as the corrected rule, the test corpus's priors estimated from the head's own "
+                 "predictions (EM, Saerens et al. 2002)"}
 "How each rule is described in tables and reports."
 
 def _check_prior(p, name) -> np.ndarray:
@@ -301,14 +305,45 @@ def _check_prior(p, name) -> np.ndarray:
     if (p < 0).any() or not np.isfinite(p).all(): raise ValueError(f'{name} must be finite and non-negative: {p}')
     return p
 
-def adjust_logits(logits: np.ndarray, train_prior: np.ndarray, test_prior: np.ndarray, rule: str = 'paper',
+def estimate_priors(logits: np.ndarray, train_prior: np.ndarray, classes=None, tol: float = 1e-8,
+                    max_iter: int = 10_000) -> np.ndarray:
+    """Class priors (shape (8,)) of an unlabelled set of clips from a head's `logits` on them: EM of Saerens et al.
+    (2002). The softmax over `classes` (a boolean mask; default: those with `train_prior > 0`) is read as posteriors
+    under `train_prior`; zero outside `classes`."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != NUM_CLASSES: raise ValueError(f'logits must be [n, {NUM_CLASSES}], got {z.shape}')
+    pi_train = _check_prior(train_prior, 'train_prior')
+    keep = pi_train > 0 if classes is None else np.asarray(classes, dtype=bool) & (pi_train > 0)
+    if not keep.any(): raise ValueError('no class to estimate: every class in `classes` is absent from the training prior')
+    base = pi_train[keep] / pi_train[keep].sum()
+    pi = base.copy()
+    if len(z):
+        p = np.exp(z[:, keep] - z[:, keep].max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+        for _ in range(max_iter):
+            w = p * (pi / base); w /= w.sum(1, keepdims=True)
+            new = w.mean(0)
+            done = np.abs(new - pi).max() < tol
+            pi = new
+            if done: break
+    out = np.zeros(NUM_CLASSES); out[keep] = pi
+    return out
+
+def adjust_logits(logits: np.ndarray, train_prior: np.ndarray, test_prior: np.ndarray | None, rule: str = 'paper',
                   eps: float = EPS) -> np.ndarray:
-    "Logits `[n, 8]` (float64) adjusted by `rule` (one of `RULES`) for the shift from `train_prior` to `test_prior`."
+    """Logits `[n, 8]` (float64) adjusted by `rule` (one of `RULES`) for the shift from `train_prior` to `test_prior`
+    (unused by `none` and `estimated`, which estimates it from the logits; it masks `other` and classes absent from training)."""
     if rule not in RULES: raise ValueError(f'unknown rule {rule!r}; expected one of {RULES}')
     z = np.array(logits, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] != NUM_CLASSES: raise ValueError(f'logits must be [n, {NUM_CLASSES}], got {z.shape}')
     if rule == 'none': return z
-    pi_train, pi_test = _check_prior(train_prior, 'train_prior'), _check_prior(test_prior, 'test_prior')
+    pi_train = _check_prior(train_prior, 'train_prior')
+    if rule == 'estimated':
+        support = (pi_train > 0) & (np.arange(NUM_CLASSES) != OTHER_INDEX)
+        pi_test = estimate_priors(z, pi_train, support)
+        z += np.log(pi_test + eps) - np.log(pi_train + eps)
+        z[:, ~support] = -np.inf
+        return z
+    pi_test = _check_prior(test_prior, 'test_prior')
     z += np.log(pi_test + eps) - np.log(pi_train + eps)
     if rule == 'corrected': z[:, pi_train == 0] = -np.inf
     return z

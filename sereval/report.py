@@ -14,17 +14,19 @@ import pandas as pd
 from . import paper as P
 from .backbones import backbone_slug, backbone_table as registry_table
 from .layout import Layout, atomic_write, read_json, write_frame, write_json, write_text
-from .protocol import CLUSTERS, RULE_TEXT
+from .protocol import CLUSTERS, ORACLE_RULES, RULES, RULE_TEXT
+from . import diagnostics as D
+from .taxonomy import CLASSES
 from .recipes import RECIPES
 from .metrics import HEADLINE
 from .results import (TABLE_METRICS, backbone_facts, backbone_labels, compare_with_paper, corpus_order,
                              corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, results_table,
-                             run_clusters, run_records, store_seconds, table_rules)
+                             run_clusters, run_records, store_seconds, table_rules, id_ood)
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'to_markdown', 'write_table', 'table3_markdown', 'table1_markdown', 'table2_markdown',
-           'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'render_paper', 'show_png',
-           'render_report']
+           'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'table3_rules', 'plot_confusion',
+           'plot_confusions', 'plot_leakage', 'render_paper', 'show_png', 'render_diagnostics', 'render_report']
 
 # %% ../nbs/13_report.ipynb #91623f92
 METRIC_LABELS = {'macro_f1': 'macro F1', 'accuracy': 'accuracy', 'weighted_f1': 'weighted F1',
@@ -122,21 +124,33 @@ def _cluster_ticks(ax, cols: Sequence[str], clusters: Mapping[str, Sequence[str]
         pos += n
 
 def plot_corpus_averages(data: pd.DataFrame, clusters: Mapping[str, Sequence[str]], title: str, xlabel: str,
-                         metric: str = HEADLINE, labels: Mapping[str, str] | None = None):
-    "Heatmap of `data` (corpora x backbones, e.g. `ood_by_train`) as backbones (rows) x corpora (columns) plus a mean column."
+                         metric: str = HEADLINE, labels: Mapping[str, str] | None = None,
+                         mean: Mapping[str, float] | None = None, flagged: pd.DataFrame | None = None):
+    """Heatmap of `data` (corpora x backbones, e.g. `ood_by_train`) as backbones (rows) x corpora (columns) plus a last
+    column: `mean` per backbone (the all-pairs mean, Table 3's) when given, else the mean over corpora. `flagged`
+    (corpora x backbones, share of flagged cells in each average) marks averages with flagged cells `*`, boxes all-flagged ones."""
+    from matplotlib.patches import Rectangle
     plt, sns = _plt()
     d = data.T.copy()
+    fl = None if flagged is None else flagged.reindex(index=data.index, columns=data.columns).T.fillna(0).to_numpy(float)
+    if mean is None: d['mean'] = d.mean(axis=1)
+    else: d['all pairs'] = [mean.get(s, np.nan) for s in d.index]
     d.index = [(labels or {}).get(s, s) for s in d.index]
-    d['mean'] = d.mean(axis=1)
     top = float(np.nanmax(d.to_numpy())) if np.isfinite(d.to_numpy()).any() else 1.0
     vmax = min(1.0, max(0.1, math.ceil(top * 10) / 10))   # out-of-domain scores are low: scale to the data
     width = max(6, CELL * d.shape[1] + 0.1 * max(len(str(i)) for i in d.index) + 2)
     fig, ax = plt.subplots(figsize=(width, max(3.2, CELL * d.shape[0] + 2.6)))
-    sns.heatmap(d, annot=_annotations(d), fmt='', vmin=0, vmax=vmax, cmap='viridis', ax=ax, annot_kws={'fontsize': FONT},
+    annot = _annotations(d)
+    if fl is not None: annot[:, :-1] = np.where(fl > 0, annot[:, :-1].astype(str) + '*', annot[:, :-1])
+    sns.heatmap(d, annot=annot, fmt='', vmin=0, vmax=vmax, cmap='viridis', ax=ax, annot_kws={'fontsize': FONT},
                 cbar_kws={'label': METRIC_LABELS.get(metric, metric), 'shrink': 0.8}, linewidths=0.5, linecolor='white')
     _cluster_ticks(ax, list(d.columns[:-1]), clusters)
     ax.axvline(d.shape[1] - 1, color='black', lw=2)
-    _label(ax, xlabel, 'backbone', title, pad=28)
+    marked = fl is not None and (fl > 0).any()
+    _label(ax, xlabel + ('\n* the average includes flagged cells (collapsed or at chance); red box: every cell it averages is flagged'
+                         if marked else ''), 'backbone', title, pad=28)
+    if marked:
+        for i, j in zip(*np.nonzero(fl >= 1)): ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor='red', lw=2.5))
     fig.tight_layout()
     return fig
 
@@ -173,20 +187,133 @@ def plot_difference(diff: pd.DataFrame, order: Sequence[str], title: str, metric
     fig.tight_layout()
     return fig
 
+# %% ../nbs/13_report.ipynb #7d1880ad
+def _flag_notes(logits: bool = True) -> list[str]:
+    return [f"collapsed: one class takes at least {D.COLLAPSE_SHARE:.0%} of the cell's predictions" +
+            ('' if logits else ' (needs per-clip logits: not checked on published matrices)'),
+            f"at chance: macro recall at most (1 + {D.CHANCE_MARGIN:g}) / k, k the test corpus's scored classes "
+            "(out of domain without 'other'); 1/k is the most a predictor blind to the audio reaches"]
+
+def _ood_means_notes() -> list[str]:
+    return ["all_pairs: Table 3's OOD, the mean over every ordered pair; mean_of_train_corpora / mean_of_test_corpora: "
+            "the mean of Figure 2's / Figure 3's per-corpus averages (corpora weighted equally, not pairs)",
+            "flagged rows: training corpora whose every out-of-domain cell is flagged for every backbone; "
+            "shift: without_flagged_rows - all_pairs"]
+
+def _ood_means_markdown(om: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    return om.assign(backbone=om['backbone'].map(lambda s: labels.get(s, s)))
+
+def table3_rules(t3: pd.DataFrame, metric: str = HEADLINE) -> pd.DataFrame:
+    "Table 3's `metric` with the rules side by side: backbone, ID, then OOD under each rule (oracle rules marked)."
+    rows = []
+    for slug, g in t3.groupby('slug', sort=False):
+        r = {'backbone': g['backbone'].iloc[0], f'{METRIC_LABELS.get(metric, metric)} ID': g[f'{metric}_id'].iloc[0]}
+        for rule in [x for x in RULES if x in set(g['rule'])]:
+            r[f"OOD {rule}" + (' (oracle)' if rule in ORACLE_RULES else '')] = g.loc[g['rule'] == rule, f'{metric}_ood'].iloc[0]
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+# %% ../nbs/13_report.ipynb #02930acc
+def _abbrev(c: str) -> str: return c[:3]
+
+def plot_confusion(conf: pd.DataFrame, title: str):
+    "One cell's confusion matrix (`sereval.diagnostics.confusion`): counts annotated, colour the share of the true class's clips."
+    plt, sns = _plt()
+    c = conf.to_numpy(float)
+    rows = c.sum(1, keepdims=True)
+    share = pd.DataFrame(np.divide(c, rows, out=np.zeros_like(c), where=rows > 0), index=conf.index, columns=conf.columns)
+    n = max(len(conf.index), len(conf.columns))
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * n + 2.5), max(3.2, 0.6 * n + 1.5)))
+    sns.heatmap(share, annot=conf.to_numpy(), fmt='d', vmin=0, vmax=1, cmap='viridis', ax=ax, annot_kws={'fontsize': FONT - 1},
+                cbar_kws={'label': "share of the true class's clips", 'shrink': 0.8})
+    _label(ax, 'predicted class', 'true class', title)
+    fig.tight_layout()
+    return fig
+
+def plot_confusions(confs: Mapping[tuple[str, str], pd.DataFrame], order: Sequence[str], title: str,
+                    flags: Mapping[tuple[str, str], str] | None = None):
+    "Small multiples of `{(train, test): confusion}`: rows training corpora, columns test corpora; flagged cells outlined red and named."
+    plt, _ = _plt()
+    trains = [c for c in order if any(k[0] == c for k in confs)]
+    tests = [c for c in order if any(k[1] == c for k in confs)]
+    classes = [c for c in CLASSES if any(c in m.index or c in m.columns for m in confs.values())]
+    side = 0.2 * len(classes) + 0.55
+    fig, axes = plt.subplots(len(trains), len(tests), figsize=(side * len(tests) + 2.2, side * len(trains) + 1.6), squeeze=False,
+                             layout='constrained')
+    im = None
+    for i, tr in enumerate(trains):
+        for j, te in enumerate(tests):
+            ax, m = axes[i][j], confs.get((tr, te))
+            if i == 0: ax.set_title(te, fontsize=FONT - 2)
+            if m is None: ax.axis('off'); continue
+            c = m.reindex(index=classes, columns=classes, fill_value=0).to_numpy(float)
+            rows = c.sum(1, keepdims=True)
+            im = ax.imshow(np.divide(c, rows, out=np.full_like(c, np.nan), where=rows > 0), vmin=0, vmax=1, cmap='viridis')
+            ax.set_xticks(range(len(classes))); ax.set_yticks(range(len(classes)))
+            ax.set_xticklabels([_abbrev(x) for x in classes] if i == len(trains) - 1 or (tr, te) == max(
+                (k for k in confs if k[1] == te), key=lambda k: trains.index(k[0])) else [], rotation=90, fontsize=6)
+            ax.set_yticklabels([_abbrev(x) for x in classes] if j == 0 else [], fontsize=6)
+            ax.tick_params(length=0)
+            if j == 0: ax.set_ylabel(tr, fontsize=FONT - 2)
+            f = (flags or {}).get((tr, te), '')
+            if f:
+                for s in ax.spines.values(): s.set_edgecolor('red'); s.set_linewidth(2.5)
+                ax.set_xlabel(f, color='red', fontsize=7)
+    fig.suptitle(title, fontsize=FONT)
+    fig.supxlabel('test corpus (panel columns: predicted class)', fontsize=FONT - 1)
+    fig.supylabel('training corpus (panel rows: true class)', fontsize=FONT - 1)
+    if im is not None: fig.colorbar(im, ax=axes, shrink=0.5, label="share of the true class's clips")
+    return fig
+
+def plot_leakage(t: pd.DataFrame, labels: Mapping[str, str] | None = None):
+    "The leakage table (`sereval.diagnostics.leakage_table`): in-domain macro F1 under both splits, and their gap with its interval, per corpus and backbone."
+    plt, _ = _plt()
+    corpora = list(dict.fromkeys(t['corpus']))
+    slugs = list(dict.fromkeys(t['backbone']))
+    fig, (top, bot) = plt.subplots(2, 1, sharex=True, figsize=(max(6, 1.1 * len(corpora) + 2), 6.5))
+    width = 0.7 / max(1, len(slugs))
+    for k, s in enumerate(slugs):
+        g = t[t['backbone'] == s].set_index('corpus').reindex(corpora)
+        x = np.arange(len(corpora)) - 0.35 + width * (k + 0.5)
+        name = (labels or {}).get(s, s)
+        col = f'C{k}'
+        top.scatter(x, g['f1_random'], color=col, marker='o', label=f'{name}: random split (the paper)')
+        top.scatter(x, g['f1_speaker'], facecolors='none', edgecolors=col, marker='o', label=f'{name}: speaker split')
+        top.vlines(x, g['f1_speaker'], g['f1_random'], color=col, lw=1)
+        ok = g['gap'].notna().to_numpy()
+        bot.errorbar(x[ok], g['gap'][ok], yerr=[(g['gap'] - g['gap_low'])[ok], (g['gap_high'] - g['gap'])[ok]],
+                     fmt='o', color=col, capsize=3, label=name)
+    bot.axhline(0, color='black', lw=1)
+    top.set_ylabel('in-domain macro F1', fontsize=FONT - 1); bot.set_ylabel('gap (random - speaker)', fontsize=FONT - 1)
+    top.legend(fontsize=FONT - 4, loc='best'); top.set_ylim(0, 1.02)
+    ticks = []
+    for c in corpora:
+        g = t[t['corpus'] == c].iloc[0]
+        ticks.append(f"{c}\n{g['seen_speaker_share']:.0%} seen" if pd.notna(g['seen_speaker_share']) else f"{c}\n(no speaker ids)"
+                     if str(g['status']).startswith('unmeasurable') else f"{c}\n(not measured)")
+    bot.set_xticks(range(len(corpora))); bot.set_xticklabels(ticks, rotation=45, ha='right', fontsize=FONT - 2)
+    top.set_title('Speaker leakage: in-domain macro F1, random vs speaker-independent split', fontsize=FONT)
+    bot.set_xlabel("corpus, and the share of the random split's test clips whose speaker was in training\n"
+                   '(gap: 95 % bootstrap interval)', fontsize=FONT - 2)
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/13_report.ipynb #cee075ba
 def _figures(mats: Mapping[str, pd.DataFrame], clusters, labels, fig_dir, metric, rule_note: str, who: str,
-             heatmaps: Sequence[str] | None = None) -> list[Path]:
+             heatmaps: Sequence[str] | None = None, flags: pd.DataFrame | None = None) -> list[Path]:
     plt, _ = _plt()
     order = corpus_order(mats.values(), clusters)
     written = []
-    for name, fn, title, xlabel in (
-        ('figure2_ood_by_train', ood_by_train, 'Average out-of-domain {m} given the training corpus', 'training corpus'),
-        ('figure3_ood_by_test', ood_by_test, 'Average {m} on a corpus when not trained on it', 'test corpus')):
+    pairs = {s: id_ood(m)['ood'] for s, m in mats.items()}     # the last column: Table 3's OOD, the mean over all pairs
+    for name, fn, title, xlabel, by in (
+        ('figure2_ood_by_train', ood_by_train, 'Average out-of-domain {m} given the training corpus', 'training corpus', 'train'),
+        ('figure3_ood_by_test', ood_by_test, 'Average {m} on a corpus when not trained on it', 'test corpus', 'test')):
         data = fn(mats, order)
         written.append(write_frame(Path(fig_dir)/f'{name}.csv', data.rename(columns=labels).rename_axis('corpus'), index=True))
         if data.empty: continue
         fig = plot_corpus_averages(data, clusters, f"{title.format(m=METRIC_LABELS.get(metric, metric))} ({who}; {rule_note})",
-                                   xlabel, metric, labels)
+                                   xlabel, metric, labels, mean=pairs,
+                                   flagged=None if flags is None else D.flag_shares(flags, by))
         written += save_figure(fig, fig_dir, name); plt.close(fig)
     for s, m in mats.items():
         if heatmaps is not None and s not in heatmaps: continue
@@ -199,15 +326,19 @@ def _table3_notes(rules: Sequence[str], t3: pd.DataFrame | None = None) -> list[
     if t3 is not None and 'n_id' in t3 and len(t3):
         counts = f' (here {int(t3.n_id.max())} corpora and {int(t3.n_ood.max())} ordered pairs)'
     return ['ID: mean of the diagonal (held-out 20 % of the training corpus, never adjusted); '
-            'OOD: mean of the off-diagonal cells (zero-shot, every ordered pair inside an OOD cluster)' + counts + '.'] + \
-           [f'rule `{r}`: {RULE_TEXT[r]}' for r in rules]
+            'OOD: mean of the off-diagonal cells (zero-shot, every ordered pair inside an OOD cluster)' + counts + '.',
+            "OOD is the mean over pairs, the 'all pairs' column of Figures 2 and 3; averaging their per-corpus averages "
+            "instead weights corpora, not pairs, and differs (both in ood_means.md)."] + \
+           [f'rule `{r}`: {RULE_TEXT[r]}' + (" (oracle: reads the test corpus's class frequencies)" if r in ORACLE_RULES
+                                             else ' (no test labels used)' if r != 'none' else '') for r in rules]
 
 def _paper_stamp(metric, include_extra, heatmaps) -> dict:
     from sereval import __version__
     facts = registry_table().to_csv(index=False)
     h = hashlib.sha256((P._data_text(P.RESULTS_FILE) + facts).encode()).hexdigest()
     return {'data_sha256': h, 'sereval': __version__, 'metric': metric, 'include_extra': include_extra,
-            'heatmaps': None if heatmaps is None else sorted(backbone_slug(h) for h in heatmaps)}
+            'heatmaps': None if heatmaps is None else sorted(backbone_slug(h) for h in heatmaps),
+            'diagnostics': [D.COLLAPSE_SHARE, D.CHANCE_MARGIN]}
 
 def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet: bool = False,
                  heatmaps: Sequence[str] | None = None, reuse: bool = True) -> list[Path]:
@@ -238,8 +369,14 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
     t3 = results_table(mats, 'paper', labels)
     written += write_table(t3, L.tables, 'table3_results', 'Table 3: in-domain and out-of-domain scores (published matrices)',
                            _table3_notes(['paper'], t3), md=table3_markdown(t3))
+    flags = D.paper_flags(slugs)
+    written += write_table(flags, L.tables, 'flags', 'Flagged cells of the published matrices (collapsed or at chance)',
+                           _flag_notes(logits=False), md=flags[flags['flag'] != ''])
+    written += write_table(D.ood_means(mats[metric], clusters, flags), L.tables, 'ood_means',
+                           f"Out-of-domain {METRIC_LABELS.get(metric, metric)}: all pairs, per cluster, without the flagged rows",
+                           _ood_means_notes(), md=_ood_means_markdown(D.ood_means(mats[metric], clusters, flags), labels))
     written += _figures(mats[metric], clusters, labels, L.figures, metric, "paper's rule", 'published',
-                        None if heatmaps is None else [backbone_slug(h) for h in heatmaps])
+                        None if heatmaps is None else [backbone_slug(h) for h in heatmaps], flags)
     write_json(stamp_path, {**stamp, 'files': [str(f.relative_to(L.out)) for f in written]})
     if not quiet: print(f'paper: {len(written)} files under {L.out}')
     return written
@@ -254,6 +391,34 @@ def show_png(path, width: int = 900):
     if im.width > width: im = im.resize((width, round(im.height * width / im.width)), PImage.LANCZOS)
     buf = io.BytesIO(); im.quantize(256).save(buf, format='PNG', optimize=True)
     display(Image(data=buf.getvalue()))
+
+# %% ../nbs/13_report.ipynb #987ba0cf
+def render_diagnostics(out, flags: pd.DataFrame, mats: Mapping[str, pd.DataFrame], clusters, labels: Mapping[str, str],
+                       records: Mapping, metric: str = HEADLINE) -> list[Path]:
+    "The diagnostics of a run: flags and OOD means tables, the leakage table and figure, and each backbone's confusion small multiples."
+    L, plt = Layout(out), _plt()[0]
+    written = write_table(flags, L.tables, 'flags', 'Flagged cells (collapsed or at chance), under each run\'s main rule',
+                          _flag_notes(), md=flags[flags['flag'] != ''])
+    om = D.ood_means(mats, clusters, flags)
+    written += write_table(om, L.tables, 'ood_means', f"Out-of-domain {METRIC_LABELS.get(metric, metric)}: all pairs, "
+                           "per cluster, without the flagged rows", _ood_means_notes(), md=_ood_means_markdown(om, labels))
+    lk = D.leakage_table(out, list(records))
+    if len(lk):
+        written += write_table(lk, L.tables, 'leakage', 'Speaker leakage: in-domain macro F1 under the random split (the paper\'s) '
+                               'and a speaker-independent split', ['gap = f1_random - f1_speaker; gap_low, gap_high: 95 % '
+                               'percentile bootstrap interval, resampling `interval` (speakers when each test set has '
+                               f'{D.MIN_SPEAKERS} or more)', 'seen_speaker_share: share of the random split\'s test clips '
+                               'whose speaker is in its training part'])
+        fig = plot_leakage(lk, labels)
+        written += save_figure(fig, L.figures, 'leakage'); plt.close(fig)
+    order = corpus_order(mats.values(), clusters)
+    for s, rec in records.items():
+        if not all(L.run_state(s, c).exists() for c in mats[s].index): continue     # no saved logits (a fabricated run)
+        confs = {(tr, te): D.confusion(*D.cell_predictions(out, s, tr, te, rec.rule)) for tr, te in D.run_cells(out, s)}
+        marks = {(r.train, r.test): r.flag for r in flags[flags['backbone'] == s].itertuples() if r.flag}
+        fig = plot_confusions(confs, order, f'{labels.get(s, s)}: confusion matrix of every cell (out of domain: rule {rec.rule})', marks)
+        written += save_figure(fig, L.figures, f'confusions_{s}'); plt.close(fig)
+    return written
 
 # %% ../nbs/13_report.ipynb #5c2afab8
 def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False) -> list[Path]:
@@ -289,11 +454,15 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
         t3 = t3.sort_values(['slug', 'rule'], key=lambda col: col.map(pos), kind='stable').reset_index(drop=True)
         written += write_table(t3, L.tables, 'table3_results', 'Table 3: in-domain and out-of-domain scores',
                                _table3_notes(rules, t3), md=table3_markdown(t3))
-        # Figures, under the runs' rule
+        written += write_table(table3_rules(t3, metric), L.tables, 'table3_rules',
+                               f'Table 3, {METRIC_LABELS.get(metric, metric)}: the rules side by side', _table3_notes(rules, t3))
+        # Figures, under the runs' rule, flagged cells marked
         mats = read_matrices(out, metric)
         clusters = run_clusters(records.values())
         run_rule = ', '.join(dict.fromkeys(r.rule for r in records.values()))
-        written += _figures(mats, clusters, labels, L.figures, metric, f'rule: {run_rule}', 'this run')
+        flags = D.run_flags(out)
+        written += _figures(mats, clusters, labels, L.figures, metric, f'rule: {run_rule}', 'this run', flags=flags)
+        written += render_diagnostics(out, flags, mats, clusters, labels, records, metric)
         # Side by side with the paper
         order = corpus_order(mats.values(), clusters)
         plt, _ = _plt()
