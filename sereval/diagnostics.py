@@ -309,5 +309,5 @@ def leakage_table(out, slugs: Sequence[str] | None = None, **kw) -> pd.DataFrame
             rows.append({**row, 'status': 'measured'})
     t = pd.DataFrame(rows).reindex(columns=list(LEAKAGE_COLUMNS))
     for c in ('speakers', 'speakers_both_sides'): t[c] = t[c].astype('Int64')
-    t['interval'] = t['interval'].fillna('')
+    t['interval'] = t['interval'].astype(object).fillna('')
     return t
