@@ -579,7 +579,8 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
         with sf.SoundFile(buf, 'w', samplerate=ch.sample_rate, channels=y.shape[1], subtype=ch.subtype, format='WAV') as fh:
             fh.title, fh.comment, fh.software = title, comment, 'sereval.synth'
             fh.write(y)
-        f.write_bytes(buf.getvalue())
+        try: f.write_bytes(buf.getvalue())
+        except OSError as e: raise OSError(e.errno, e.strerror or str(e), str(f)) from e   # a write error names no file
         n_clips[p.corpus] = n_clips.get(p.corpus, 0) + 1
     desc = demo_description(seed, size, corpora, n_clips=n_clips)
     write_json(desc_path, desc)   # the commit point: the description without `PENDING`

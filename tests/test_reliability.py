@@ -126,6 +126,7 @@ def _stop_at(monkeypatch, n: int, exc: BaseException):
     return lambda: monkeypatch.setattr(S, 'render_clip', real)
 
 
+@pytest.mark.slow
 def test_demo_resumes_after_an_interrupted_synthesis(tmp_path, monkeypatch):
     from sereval.pipeline import demo_root
     from sereval.recipes import scan_root
@@ -140,6 +141,7 @@ def test_demo_resumes_after_an_interrupted_synthesis(tmp_path, monkeypatch):
     assert tree(Layout(out).demo_corpora) == tree(whole)
 
 
+@pytest.mark.slow
 def test_demo_interrupted_regeneration_at_another_size_is_not_reused(tmp_path, monkeypatch, capsys):
     from sereval.pipeline import demo_root
     from sereval.synth import make_demo
@@ -155,6 +157,7 @@ def test_demo_interrupted_regeneration_at_another_size_is_not_reused(tmp_path, m
     assert tree(Layout(out).demo_corpora) == tree(whole)
 
 
+@pytest.mark.slow
 def test_full_disk_during_synthesis_is_one_line_and_resumable(tmp_path, monkeypatch, capsys):
     "ENOSPC while writing a clip (injected): one line naming the file and the cause, exit 1; the rerun completes."
     from sereval.synth import make_demo
