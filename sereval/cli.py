@@ -263,7 +263,8 @@ def _report(a):
     from sereval.layout import Layout
     lay = Layout(a.out)
     if not Path(a.out).is_dir():
-        raise SerevalError(f"output folder {a.out} does not exist (run 'sereval train' or 'sereval reproduce' first)")
+        raise SerevalError(f"output folder {a.out} {'is a file' if Path(a.out).exists() else 'does not exist'} "
+                           "(run 'sereval train' or 'sereval reproduce' first)")
     render_report(a.out, metric=a.metric, paper=a.paper)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 

@@ -78,6 +78,8 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     from sereval.embed import embed_corpus
     from sereval.recipes import scan_root
     config = TrainConfig() if config is None else config
+    from sereval.backbones import pick_device
+    pick_device(device)                                  # an unusable --device fails before anything is written
     L = Layout(out)
     manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
     write_manifests(manifest, out)

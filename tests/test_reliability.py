@@ -355,6 +355,19 @@ def test_read_only_output_folder(tmp_path, capsys, read_only):
     assert list(read_only.iterdir()) == []
 
 
+def test_unusable_device_and_report_of_a_file(tmp_path, capsys):
+    "An unusable --device fails before the manifests are written; `report` on a file says it is a file."
+    import torch
+    if torch.cuda.is_available(): pytest.skip('CUDA is available here')
+    root = emodb_corpus(tmp_path / 'root' / 'emodb').parent
+    out = tmp_path / 'out'
+    assert main(['train', '--backbone', 'egemaps', '--data-root', str(root), '--out', str(out), '--device', 'cuda', '--quiet']) == 2
+    assert 'CUDA is not available' in one_line_error(capsys.readouterr().err, 'train') and not out.exists()
+    (tmp_path / 'f').write_text('x')
+    assert main(['report', '--out', str(tmp_path / 'f')]) == 2
+    assert 'is a file' in one_line_error(capsys.readouterr().err, 'report')
+
+
 def test_os_error_message_names_path_and_cause(monkeypatch, capsys):
     from sereval.cli import COMMANDS
     def full(a): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), '/data/out/x.parquet')
