@@ -19,9 +19,9 @@ from .layout import slug
 __all__ = ['FRAME_RATE', 'HOP', 'PAPER_BATCH', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', 'CLAP_FEATURES', 'EMOWHISPER_HUB', 'BACKBONES',
            'PAPER_BACKBONES', 'PUBLISHED_BACKBONES', 'OFFLINE_BACKBONES', 'ALIASES', 'EGEMAPS_UNITS',
            'STATE_DICT_SUFFIXES', 'BACKBONE_COLUMNS', 'BackboneSpec', 'canonical_name', 'backbone_slug', 'resolve',
-           'pick_device', 'single_thread', 'paper_frames', 'Encoder', 'LogMelEncoder', 'egemaps_unit', 'EgemapsEncoder',
-           'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict', 'whisper_encoder_from_state_dict',
-           'EmoWhisperEncoder', 'get_backbone', 'backbone_table']
+           'pick_device', 'single_thread', 'paper_frames', 'Encoder', 'deferred_interrupt', 'LogMelEncoder',
+           'egemaps_unit', 'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict',
+           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table']
 
 # %% ../nbs/05_backbones.ipynb #dba9d7ef
 FRAME_RATE: int = 50
@@ -175,6 +175,11 @@ def resolve(name: str) -> tuple[str, BackboneSpec]:
         import whisper
         if name in whisper.available_models(): return name, BackboneSpec('whisper', name)
     except ImportError: pass
+    if '/' not in name and not p.is_dir():          # a typo of a registered name, not a hub id: say so, offline
+        import difflib
+        close = difflib.get_close_matches(name, [*BACKBONES, *ALIASES], n=3, cutoff=0.75)
+        if close: raise SerevalError(f"unknown backbone {name!r}; did you mean {', '.join(map(repr, close))}? ('sereval "
+                                     f"backbones' lists them; 'hf:{name}' loads a hub id of that name)")
     return name, BackboneSpec('hf', str(p) if p.is_dir() else name)
 
 # %% ../nbs/05_backbones.ipynb #ef8b7307
@@ -256,6 +261,20 @@ class Encoder:
         return (f"{type(self).__name__}({self.name!r}, dim={self.dim}, frame_rate={self.frame_rate:g}, "
                 f"sample_rate={self.sample_rate}, device={self.device!r})")
 
+# %% ../nbs/05_backbones.ipynb #ca96ef18
+import signal, threading
+
+@contextmanager
+def deferred_interrupt():
+    "Hold Ctrl-C (SIGINT) while the block runs (C code with Python callbacks), then raise `KeyboardInterrupt`."
+    if threading.current_thread() is not threading.main_thread(): yield; return   # signals reach the main thread only
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught: raise KeyboardInterrupt
+
 # %% ../nbs/05_backbones.ipynb #57a2e7d0
 class LogMelEncoder(Encoder):
     "Whisper's log-mel front end at 20 ms (weights-free)."
@@ -305,7 +324,8 @@ class EgemapsEncoder(Encoder):
         for w in waves:
             pad = self.sample_rate // 10 - len(w)     # at least 100 ms: more than openSMILE's longest window
             if pad > 0: w = np.concatenate([w, np.zeros(pad, np.float32)])
-            f = self.smile.process_signal(w, self.sample_rate).to_numpy(np.float32)
+            with deferred_interrupt():   # openSMILE's Python callback would swallow a Ctrl-C and drop a frame
+                f = self.smile.process_signal(w, self.sample_rate).to_numpy(np.float32)
             if len(f) % 2: f = np.concatenate([f, f[-1:]])
             out.append(np.nan_to_num(f.reshape(-1, 2, self.dim).mean(1)) / self.units)
         return out

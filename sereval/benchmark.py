@@ -103,8 +103,9 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         starts, lengths = _store_clips(store)
         keep = ~held_out
         t = time.time()
-        model = train_head(store.frames, starts[keep], lengths[keep], _store_labels(store)[keep], config,
-                           device=device, progress=f'{train}' if progress else False)
+        try: model = train_head(store.frames, starts[keep], lengths[keep], _store_labels(store)[keep], config,
+                                device=device, progress=f'{train}' if progress else False)
+        except SerevalError as e: raise SerevalError(f'{store.folder}: {e}') from None   # name the store with NaN frames
         want['train_seconds'] = round(time.time() - t, 2)
         want['train_loss'] = [round(x, 5) for x in model.train_loss]
         atomic_write(L.model(slug, train), lambda tmp: torch.save(model.state_dict(), tmp))
@@ -118,7 +119,8 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         path = L.logits(slug, train, test)
         if logits_done.get(test) == fp and path.exists(): df = pd.read_parquet(path)
         else:
-            z = predict_logits(model, s.frames, *_store_clips(s), device=device)
+            try: z = predict_logits(model, s.frames, *_store_clips(s), device=device)
+            except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
             split = np.where(held_out, 'test', 'train') if test == train else np.full(len(s.index), 'ood')
             df = logits_frame(s, z, split)
             write_frame(path, df)

@@ -14,8 +14,8 @@ from .errors import SerevalError
 
 # %% auto #0
 __all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'THREADS', 'BACKBONE_LISTING',
-           'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg', 'OneOf', 'options_from', 'Command',
-           'command_parser', 'main']
+           'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg', 'OneOf', 'positive', 'options_from',
+           'Command', 'command_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #2e0de4c8
 def comma_list(text: str) -> list[str]:
@@ -66,6 +66,18 @@ class OneOf:
         group = parser.add_mutually_exclusive_group(required=self.required)
         for a in self.args: a.add_to(group)
 
+# %% ../nbs/99_cli.ipynb #db2cefdf
+def positive(kind=float, zero: bool = False) -> Callable[[str], Any]:
+    "An argparse `type` reading a number > 0 (>= 0 with `zero`) of `kind` (`int` or `float`): `--size -1` is a usage error, not an empty run."
+    def read(text: str):
+        try: v = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}")
+        if not ((v >= 0 if zero else v > 0) and v != float('inf')):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero else '>'} 0, got {text}")
+        return v
+    read.__name__ = f'positive {kind.__name__}'
+    return read
+
 # %% ../nbs/99_cli.ipynb #acbfd874
 def _kind(annotation, default):
     "The option's type: from the default when it has one, else from the annotation (a string under postponed annotations)."
@@ -114,7 +126,7 @@ BACKBONE = arg('--backbone', required=True, metavar='NAME',
 DEVICE = arg('--device', metavar='NAME', help='cpu, cuda, cuda:1 ... (default: CUDA when available, else CPU)')
 FOLDER = arg('--folder', metavar='NAME=DIR', type=key_value, action='append', default=[],
              help='folder of a corpus whose folder name is not its own, relative to the data root or absolute (repeatable)')
-THREADS = arg('--threads', type=int, metavar='N', help="torch CPU threads for training (default: torch's choice; 1 is often fastest for the small head)")
+THREADS = arg('--threads', type=positive(int), metavar='N', help="torch CPU threads for training (default: torch's choice; 1 is often fastest for the small head)")
 
 def _adjustment() -> list[Arg]:
     "`--protocol` and `--rule`: the choices are the protocol's."
@@ -162,8 +174,8 @@ def _scan(a):
 def _synth_args():
     from sereval.pipeline import DEMO as demo
     return [arg('out', metavar='OUT', help='output folder (new, empty, or an earlier demo root)'),
-            arg('--seed', type=int, metavar='N', default=demo.seed, help='random seed (same seed, same files)'),
-            arg('--size', type=float, metavar='X', default=demo.size, help='scale of the number of clips (1: about 500 short clips)'),
+            arg('--seed', type=positive(int, zero=True), metavar='N', default=demo.seed, help='random seed (same seed, same files)'),
+            arg('--size', type=positive(), metavar='X', default=demo.size, help='scale of the number of clips (1: about 500 short clips)'),
             QUIET_PROGRESS]
 
 def _synth(a):
@@ -183,9 +195,9 @@ def _embed_args():
             OneOf([DATA_ROOT, arg('--manifest', metavar='PATH', help='a manifest file, or a folder of them, instead of --data-root')],
                   required=True),
             OUT, CORPORA, FOLDER, DEVICE,
-            arg('--batch-size', type=int, metavar='N', help='clips per forward pass (default: the backbone\'s, larger on a GPU)'),
+            arg('--batch-size', type=positive(int), metavar='N', help='clips per forward pass (default: the backbone\'s, larger on a GPU)'),
             arg('--name', help='store the features under this backbone name (default: --backbone)'),
-            arg('--commit-every', type=int, metavar='N', help='clips per store commit (default: embed_corpus\'s)'), QUIET_PROGRESS]
+            arg('--commit-every', type=positive(int), metavar='N', help='clips per store commit (default: embed_corpus\'s)'), QUIET_PROGRESS]
 
 def _read_manifests(path, corpora=None):
     "The manifest in file `path`, or every manifest in folder `path`, restricted to `corpora`."
@@ -251,7 +263,8 @@ def _report(a):
     from sereval.layout import Layout
     lay = Layout(a.out)
     if not Path(a.out).is_dir():
-        raise SerevalError(f"output folder {a.out} does not exist (run 'sereval train' or 'sereval reproduce' first)")
+        raise SerevalError(f"output folder {a.out} {'is a file' if Path(a.out).exists() else 'does not exist'} "
+                           "(run 'sereval train' or 'sereval reproduce' first)")
     render_report(a.out, metric=a.metric, paper=a.paper)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 
@@ -266,11 +279,11 @@ def _reproduce_args():
             arg('--backbones', type=comma_list, metavar='A,B',
                 help=f"backbones (default: the demo's {_show(demo.backbones)}; with --data-root the paper's ten)"),
             OUT, CORPORA, DEVICE, *_training(unset=True, notes=notes), *_adjustment(),
-            arg('--demo-size', type=float, metavar='X', default=demo.size, help='scale of the demo corpora'),
-            arg('--demo-seed', type=int, metavar='N', default=demo.seed, help='seed of the demo corpora'),
+            arg('--demo-size', type=positive(), metavar='X', default=demo.size, help='scale of the demo corpora'),
+            arg('--demo-seed', type=positive(int, zero=True), metavar='N', default=demo.seed, help='seed of the demo corpora'),
             arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
-            arg('--threads', type=int, metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
-            arg('--jobs', type=int, metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
+            arg('--threads', type=positive(int), metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
+            arg('--jobs', type=positive(int), metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
             arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS]
 
 def _reproduce(a):
@@ -368,7 +381,7 @@ def _command_name(argv: list[str]) -> tuple[str | None, list[str], str]:
     return (argv[0], argv[1:], '') if argv[0] in COMMANDS else (None, argv[:1], _usage())
 
 def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of the `sereval` console script; returns the exit status (2: bad usage or a `SerevalError`)."
+    "Entry point of the `sereval` console script; returns the exit status (2: bad usage or a `SerevalError`; 1: an OS error; 130: interrupted)."
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (['--version'], ['-V']):
         print(f'sereval {__version__}')
@@ -395,6 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SerevalError as e:
         print(f"sereval {name}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:                                  # a full disk, a read-only folder, an --out under a file
+        from sereval.errors import os_error_message
+        print(f"sereval {name}: error: {os_error_message(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sereval {name}: interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
         return 130

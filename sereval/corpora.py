@@ -18,11 +18,11 @@ from .layout import Layout, read_json, write_frame
 from .taxonomy import CLASSES, CLASS_INDEX, map_label, normalize_label
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'MANIFEST_COLUMNS', 'ROOT_DESCRIPTION', 'canon', 'fold', 'name_key', 'name_candidates', 'lookup',
-           'Skip', 'Recipe', 'stem', 'match_stem', 'folder_label', 'folder_recipe_parser', 'read_table', 'find_column',
-           'table_files', 'generic_table', 'resolve_table', 'read_xlsx', 'read_textgrid_tier', 'empty_manifest',
-           'suffix_counts', 'scan_folder', 'parse_listing', 'read_root_description', 'write_manifest', 'read_manifest',
-           'write_manifests', 'scan_summary']
+__all__ = ['AUDIO_EXTENSIONS', 'MANIFEST_COLUMNS', 'ROOT_DESCRIPTION', 'PENDING', 'canon', 'fold', 'name_key', 'name_candidates',
+           'lookup', 'Skip', 'Recipe', 'stem', 'match_stem', 'folder_label', 'folder_recipe_parser', 'read_table',
+           'find_column', 'table_files', 'generic_table', 'resolve_table', 'read_xlsx', 'read_textgrid_tier',
+           'empty_manifest', 'suffix_counts', 'scan_folder', 'parse_listing', 'read_root_description', 'write_manifest',
+           'read_manifest', 'write_manifests', 'scan_summary']
 
 # %% ../nbs/02_corpora.ipynb #3c2d4a68
 _MOJIBAKE_ENCODINGS = ('cp1252', 'latin-1', 'cp866', 'cp437', 'cp850', 'mac_roman')
@@ -266,20 +266,38 @@ def read_textgrid_tier(path: Path, tier: str) -> list[str]:
 MANIFEST_COLUMNS = ('path', 'relpath', 'corpus', 'raw_label', 'label', 'speaker', 'language')
 "The columns of a manifest, in order (`scan_root` adds `synthetic`)."
 
-def _walk(corpus_dir: Path) -> tuple[list[str], dict[str, int]]:
-    "Relative paths (posix) of the audio files, and the number of other files per suffix."
-    audio, ignored = [], {}
+def _walk(corpus_dir: Path) -> tuple[list[str], dict[str, int], list[tuple[str, str]]]:
+    """Relative paths (posix) of the audio files, the number of other files per suffix, and the skips (path, reason) of
+    symbolic links: each real folder is scanned once and each real file is one clip at most (a link loop ends)."""
+    audio, ignored, skipped = [], {}, []
+    seen_dirs: dict[tuple[int, int], str] = {}
+    for up in Path(corpus_dir).resolve().parents:        # a link up to a folder holding the corpus is a loop too
+        s = up.stat(); seen_dirs[(s.st_dev, s.st_ino)] = os.path.relpath(up, Path(corpus_dir).resolve())
+    seen_files: dict[tuple[int, int], str] = {}
     for dirpath, dirnames, filenames in os.walk(corpus_dir, followlinks=True):
+        rel_dir = os.path.relpath(dirpath, corpus_dir).replace(os.sep, '/')
+        st = os.stat(dirpath)
+        first = seen_dirs.setdefault((st.st_dev, st.st_ino), rel_dir)
+        if first != rel_dir:                              # reached again through a symbolic link: scanned already
+            loop = first == '.' or first.startswith('..') or rel_dir.startswith(first + '/')
+            skipped.append((dirpath, f"is the folder {first}/ again, reached through a symbolic link{' loop' if loop else ''}: "
+                                     "scanned once only"))
+            dirnames[:] = []; continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.') and d != '__MACOSX')
-        rel_dir = os.path.relpath(dirpath, corpus_dir)
         for f in sorted(filenames):
-            rel = f if rel_dir == '.' else f"{rel_dir}/{f}".replace(os.sep, '/')
+            rel = f if rel_dir == '.' else f"{rel_dir}/{f}"
             suf = os.path.splitext(f)[1].lower()
-            if suf in AUDIO_EXTENSIONS and not f.startswith('.'): audio.append(rel)
+            if suf in AUDIO_EXTENSIONS and not f.startswith('.'):
+                try: fst = os.stat(os.path.join(dirpath, f))
+                except OSError as e:
+                    skipped.append((os.path.join(dirpath, f), f"cannot be read ({e.strerror}; a broken symbolic link?)")); continue
+                same = seen_files.setdefault((fst.st_dev, fst.st_ino), rel)
+                if same != rel: skipped.append((os.path.join(dirpath, f), f"same file as {same} (a link): one clip only")); continue
+                audio.append(rel)
             else:
                 key = 'hidden' if f.startswith('.') else (suf or 'no suffix')
                 ignored[key] = ignored.get(key, 0) + 1
-    return audio, ignored
+    return audio, ignored, skipped
 
 _UNDECODABLE = ("the file's path is not valid UTF-8 (an archive extracted with another code page); its label could be "
                 "read but the path cannot be stored in a manifest: re-extract with UTF-8 names or rename it "
@@ -308,12 +326,12 @@ def scan_folder(corpus_dir, recipe: Recipe, language: str | None = None) -> pd.D
     if not corpus_dir.is_dir():
         raise SerevalError(f"{recipe.display} folder {corpus_dir} is not a folder")
     corpus_dir = corpus_dir.resolve()
-    audio, ignored = _walk(corpus_dir)
+    audio, ignored, linked = _walk(corpus_dir)
     if not audio:
         what = 'is empty' if not ignored else f"contains no audio files (only {suffix_counts(ignored)})"
         raise SerevalError(f"{recipe.display} folder {corpus_dir} {what} (expected layout: {recipe.layout}; "
                            f"audio suffixes: {' '.join(sorted(AUDIO_EXTENSIONS))})")
-    rows, skipped = [], []
+    rows, skipped = [], list(linked)
     table = recipe.table(corpus_dir, audio) if recipe.table else None
     source = 'names and folders'
     if table is not None:
@@ -382,12 +400,17 @@ def parse_listing(relpaths: Iterable[str], recipe: Recipe, corpus_dir='.', langu
 # %% ../nbs/02_corpora.ipynb #a373ec14
 ROOT_DESCRIPTION = 'sereval_corpora.json'
 "File name of the optional description of a data root (corpora, recipes, folders, clusters)."
+PENDING = 'pending'
+"Key set in a root description while its corpora are still being written (a demo stopped before its commit point)."
 
 def read_root_description(root) -> dict | None:
     "The checked `sereval_corpora.json` of `root`, or None when it has none; a damaged one is a `SerevalError` naming it."
     p = Path(root) / ROOT_DESCRIPTION
     if not p.is_file(): return None
     desc = read_json(p, 'data root description')
+    if desc.get(PENDING):
+        raise SerevalError(f"{p}: the corpora of {Path(root)} were still being written when their writer stopped; rerun "
+                           "'sereval synth' (or 'sereval reproduce') to finish them")
     if not isinstance(desc.get('corpora', []), list):
         raise SerevalError(f"{p}: expected an object with a 'corpora' list")
     clusters = desc.get('clusters') or {}
@@ -404,6 +427,9 @@ def write_manifest(df: pd.DataFrame, path) -> Path:
     out = pd.DataFrame(df).copy(); out.attrs = {}
     return write_frame(path, out)
 
+def _last_byte(path: Path) -> bytes:
+    with open(path, 'rb') as f: f.seek(-1, os.SEEK_END); return f.read(1)
+
 def read_manifest(path) -> pd.DataFrame:
     "Read a manifest written by `write_manifest`; a missing, damaged or truncated one is a `SerevalError` naming it."
     path = Path(path)
@@ -419,6 +445,14 @@ def read_manifest(path) -> pd.DataFrame:
         df['synthetic'] = df['synthetic'].map(lambda v: v if isinstance(v, (bool, np.bool_)) else str(v).lower() == 'true').astype(bool)
     missing = [c for c in ('path', 'corpus', 'label') if c not in df.columns]
     if missing: raise SerevalError(f"{path} is not a manifest: missing columns {missing}")
+    if suf == '.csv' and path.stat().st_size and _last_byte(path) not in b'\r\n':
+        raise SerevalError(f"manifest {path} is truncated: it does not end with a line break (a CSV written by hand needs "
+                           "one after its last row); scan the corpora again")
+    for c in ('path', 'corpus', 'label'):       # a truncated file's last row lacks its later fields
+        bad = df.index[df[c].fillna('').astype(str).str.strip() == '']
+        if len(bad): raise SerevalError(f"manifest {path} is damaged or truncated: row {bad[0] + 1} has no {c}; scan the corpora again")
+    unknown = sorted(set(df['label']) - set(CLASSES))
+    if unknown: raise SerevalError(f"manifest {path}: labels {unknown[:5]} are not classes of the taxonomy {list(CLASSES)}")
     return df
 
 def write_manifests(manifest: pd.DataFrame, out) -> list[Path]:

@@ -40,8 +40,10 @@ def atomic_write(path, write: Callable[[str], Any]) -> Path:
         write(tmp)
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:   # a failed write (a full disk) names no file: name it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     fsync_dir(path.parent)
     return path

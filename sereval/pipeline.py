@@ -38,12 +38,12 @@ def default_config(data_root=None) -> TrainConfig:
 # %% ../nbs/11a_pipeline.ipynb #1d39ecbc
 def demo_root(out, size: float = DEMO.size, seed: int = DEMO.seed, quiet: bool = False) -> Path:
     "The demo corpora under `<out>/demo_corpora`, written unless an identical demo (same seed and size) is already there."
-    from sereval.corpora import ROOT_DESCRIPTION
+    from sereval.corpora import PENDING, ROOT_DESCRIPTION
     from sereval.synth import make_demo
     root = Layout(out).demo_corpora
     if (root/ROOT_DESCRIPTION).exists():
         d = read_json(root/ROOT_DESCRIPTION, 'demo description')
-        if d.get('seed') == seed and float(d.get('size', -1)) == float(size):
+        if d.get('seed') == seed and float(d.get('size', -1)) == float(size) and not d.get(PENDING):   # finished demos only
             if not quiet: print(f'demo corpora: reusing {root}')
             return root
     if not quiet: print(f'demo corpora: writing SYNTHETIC corpora to {root}')
@@ -78,6 +78,8 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     from sereval.embed import embed_corpus
     from sereval.recipes import scan_root
     config = TrainConfig() if config is None else config
+    from sereval.backbones import pick_device
+    pick_device(device)                                  # an unusable --device fails before anything is written
     L = Layout(out)
     manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
     write_manifests(manifest, out)

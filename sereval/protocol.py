@@ -197,6 +197,7 @@ class TrainConfig:
     seed: int = 34                 # seeds the head's initialisation, dropout, batch order and the split
     test_size: float = 0.2         # held-out fraction of the training corpus (in-domain test)
 
+    def __post_init__(self): _check_config(self)   # every entry point (library, command line, notebooks) is checked here
     def to_dict(self) -> dict:
         "Every field by name (plain numbers: JSON-ready)."
         return asdict(self)
@@ -204,6 +205,25 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         "The config recorded by `to_dict` (unknown keys ignored, missing ones at their defaults)."
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+# %% ../nbs/02b_protocol.ipynb #1c28ab53
+_CONFIG_RANGES = dict(   # field -> (kind, low, high, low included, high included)
+    hidden=(int, 1, None, True, True), dropout=(float, 0, 1, True, False), label_smoothing=(float, 0, 1, True, False),
+    lr=(float, 0, None, False, True), weight_decay=(float, 0, None, True, True), epochs=(int, 1, None, True, True),
+    batch_size=(int, 1, None, True, True), warmup=(float, 0, 1, True, False), grad_clip=(float, 0, None, False, True),
+    seed=(int, 0, None, True, True), test_size=(float, 0, 1, False, False))
+
+def _check_config(c) -> None:
+    "Raise a `SerevalError` naming the first setting of `TrainConfig` `c` that is not a usable number."
+    import math, numbers
+    for name, (kind, lo, hi, lo_in, hi_in) in _CONFIG_RANGES.items():
+        v = getattr(c, name)
+        ok = isinstance(v, numbers.Integral if kind is int else numbers.Real) and not isinstance(v, bool)
+        ok = ok and math.isfinite(v) and (v >= lo if lo_in else v > lo) and (hi is None or (v <= hi if hi_in else v < hi))
+        if not ok:
+            what = 'a whole number' if kind is int else 'a number'
+            rng = f"{'>=' if lo_in else '>'} {lo}" + ('' if hi is None else f" and {'<=' if hi_in else '<'} {hi}")
+            raise SerevalError(f"training setting {name} (--{name.replace('_', '-')}) must be {what} {rng}, got {v!r}")
 
 # %% ../nbs/02b_protocol.ipynb #b7e3549a
 PROTOCOLS: tuple[str, ...] = ('random', 'speaker')

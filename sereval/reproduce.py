@@ -123,6 +123,9 @@ def reproduce(data_root=None,                           # corpora root; None: th
     t0 = time.time()
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
+    from sereval.errors import check_positive   # bad numbers stop here, before the output folder is made
+    check_positive('--demo-size', demo_size)
+    for k, v in dict(threads=threads, jobs=jobs).items(): v is None or check_positive(f'--{k}', v, whole=True)
     out = Path(out).resolve()
     L = Layout(out)
     demo = data_root is None

@@ -28,6 +28,8 @@ _F16_MAX = float(np.finfo(np.float16).max)
 
 def store_dir(store_root, backbone: str, corpus: str) -> Path:
     "Folder of one (backbone, corpus) store: `<store_root>/<slug>/<corpus>`."
+    if str(corpus) in ('', '.', '..') or any(s in str(corpus) for s in ('/', '\\', '\0')):   # would escape store_root
+        raise SerevalError(f"corpus name {str(corpus)!r} cannot name a store folder (no '/', '\\', '.' or '..')")
     return Path(store_root) / backbone_slug(backbone) / str(corpus)
 
 def _empty_index() -> pd.DataFrame:
@@ -84,6 +86,7 @@ def recover(folder) -> pd.DataFrame:
     frames = folder / FRAMES
     if not frames.exists(): frames.touch()
     if len(index) and not meta: raise SerevalError(f"store {folder} has an index but no {META}; delete the folder and re-extract")
+    _check_index_present(folder, meta)
     nbytes = _end(index) * int(meta.get('dim', 0)) * DTYPE.itemsize
     size = frames.stat().st_size
     if size < nbytes:
@@ -92,6 +95,12 @@ def recover(folder) -> pd.DataFrame:
     if size > nbytes:
         with open(frames, 'rb+') as f: f.truncate(nbytes); os.fsync(f.fileno())
     return index
+
+def _check_index_present(folder: Path, meta: Mapping) -> None:
+    "A store whose metadata counts clips but whose index file is gone is damaged (not an empty store to fill or skip)."
+    if int(meta.get('n_clips') or 0) > 0 and not (Path(folder) / INDEX).exists() and not (Path(folder) / MARKER).exists():
+        raise SerevalError(f"store {folder} is damaged: {INDEX} is missing but {META} records {meta['n_clips']} clips; "
+                           "delete the folder and re-extract")
 
 def _read_meta(folder: Path) -> dict:
     "The store's `meta.json` ({} when there is none yet); a damaged one is a `SerevalError` naming it."
@@ -291,6 +300,7 @@ class EmbeddingStore:
                     try:
                         if os.fstat(f.fileno()).st_ino != (self.folder / FRAMES).stat().st_ino: continue
                     except FileNotFoundError: continue
+                if not compacting: _check_index_present(self.folder, self.meta)
                 self.dim, self.frame_rate = int(self.meta['dim']), float(self.meta['frame_rate'])
                 n = _end(self.index)
                 size = os.fstat(f.fileno()).st_size if f is not None else 0
@@ -335,9 +345,13 @@ def open_store(store_root, backbone: str, corpus: str) -> EmbeddingStore:
     return EmbeddingStore(store_dir(store_root, backbone, corpus))
 
 def list_corpora(store_root, backbone: str) -> list[str]:
-    "Corpora that have a store for `backbone` under `store_root` (sorted)."
+    "Corpora that have a store for `backbone` under `store_root` (sorted); a store folder that lost its `meta.json` is an error."
     d = Path(store_root) / backbone_slug(backbone)
-    return sorted(p.name for p in d.iterdir() if (p / META).exists()) if d.is_dir() else []
+    if not d.is_dir(): return []
+    for p in d.iterdir():
+        if not (p / META).exists() and ((p / INDEX).exists() or (p / FRAMES).exists() and (p / FRAMES).stat().st_size):
+            raise SerevalError(f"store {p} is damaged: it has no {META}; delete the folder and re-extract")
+    return sorted(p.name for p in d.iterdir() if (p / META).exists())
 
 def write_store(store_root, backbone: str, corpus: str, rows, arrays: Sequence[np.ndarray], frame_rate: float,
                 dim: int | None = None, **extra_meta) -> EmbeddingStore:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_synth.ipynb #c0b2a2a9
 from __future__ import annotations
-import json, math, shutil, zlib
+import io, json, math, shutil, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from scipy import signal
 
 from .errors import SerevalError
 from .layout import write_json
-from .corpora import ROOT_DESCRIPTION
+from .corpora import PENDING, ROOT_DESCRIPTION
 from .audio import MAX_SECONDS, SAMPLE_RATE
 
 # %% auto #0
@@ -557,6 +557,7 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
     from tqdm.auto import tqdm
     out = Path(out_dir)
     if size <= 0: raise SerevalError(f'sereval synth: --size must be > 0, got {size}')
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0): raise SerevalError(f'--seed must be a whole number >= 0, got {seed!r}')
     desc_path = out / ROOT_DESCRIPTION
     if out.exists() and not out.is_dir(): raise SerevalError(f'{out} exists and is not a folder')
     plans = plan_demo(seed, size, corpora)   # before anything is deleted: a size the layouts cannot hold fails here
@@ -564,8 +565,9 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
         try: ours = json.loads(desc_path.read_text()).get('generator') == 'sereval.synth.make_demo'
         except Exception: ours = False
         if not ours: raise SerevalError(f'{out} is not empty and is not a sereval demo root; choose an empty or new folder')
-        for c in corpora: shutil.rmtree(out / c.name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    write_json(desc_path, {**demo_description(seed, size, corpora), PENDING: True})   # uncommitted until the end
+    for c in corpora: shutil.rmtree(out / c.name, ignore_errors=True)
     n_clips = {}
     for p, ctx in tqdm(plans, desc='synth', unit='clip', disable=not progress):
         y = render_clip(p, ctx)
@@ -573,10 +575,13 @@ def make_demo(out_dir, seed: int = 0, size: float = 1.0, corpora=DEMO_CORPORA, p
         f.parent.mkdir(parents=True, exist_ok=True)
         ch = ctx.corpus.channel
         title, comment = _metadata(p, ctx)
-        with sf.SoundFile(f, 'w', samplerate=ch.sample_rate, channels=y.shape[1], subtype=ch.subtype, format='WAV') as fh:
+        buf = io.BytesIO()   # encoded in memory, written by Python: a full disk is an OSError naming the file
+        with sf.SoundFile(buf, 'w', samplerate=ch.sample_rate, channels=y.shape[1], subtype=ch.subtype, format='WAV') as fh:
             fh.title, fh.comment, fh.software = title, comment, 'sereval.synth'
             fh.write(y)
+        try: f.write_bytes(buf.getvalue())
+        except OSError as e: raise OSError(e.errno, e.strerror or str(e), str(f)) from e   # a write error names no file
         n_clips[p.corpus] = n_clips.get(p.corpus, 0) + 1
     desc = demo_description(seed, size, corpora, n_clips=n_clips)
-    write_json(desc_path, desc)
+    write_json(desc_path, desc)   # the commit point: the description without `PENDING`
     return out

@@ -21,6 +21,9 @@ from .taxonomy import NUM_CLASSES
 __all__ = ['resolve_device', 'train_head', 'predict_logits']
 
 # %% ../nbs/10_train.ipynb #04713900
+_NON_FINITE = ("non-finite {what}: the frames hold NaN or infinite values (a damaged embedding store: delete it and embed "
+               "again) or the learning rate is too high; the run stops before writing anything from them")
+
 def resolve_device(device=None) -> torch.device:
     "`device` as a `torch.device`; `None` picks CUDA when available, else the CPU (`backbones.pick_device`'s rule)."
     from sereval.backbones import pick_device
@@ -77,6 +80,7 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(batch.frames, batch.lengths, batch.segments)
             loss = loss_fn(logits.float(), y)
+            if not torch.isfinite(loss): raise SerevalError(_NON_FINITE.format(what=f'training loss at step {step + 1}'))
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -106,4 +110,6 @@ def predict_logits(model: FrameMLP, frames: np.ndarray, starts: Sequence[int], l
             out.append(model(batch.frames, batch.lengths, batch.segments).float().cpu())
         i = j
     reader.release()
-    return torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
+    z = torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
+    if not np.isfinite(z).all(): raise SerevalError(_NON_FINITE.format(what=f'logits of {int((~np.isfinite(z).all(1)).sum())} clip(s)'))
+    return z
