@@ -150,6 +150,10 @@ class Layout:
         "Where a synthetic demo's corpora are written."
         return self.out/'demo_corpora'
     @property
+    def jobs(self) -> Path:
+        "Folder of a run split into jobs: what the grid is, each job's state and log (see `sereval.jobs`)."
+        return self.out/'jobs'
+    @property
     def reproduce_record(self) -> Path:
         "What the `reproduce` command ran."
         return self.out/REPRODUCE_RECORD
