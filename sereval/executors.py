@@ -211,9 +211,15 @@ def print_status(out, all_jobs: bool = False):
     "Print the status of the run in `out`: one line of counts, then every job not done (every job with `all_jobs`)."
     t = status(out)
     print(status_counts(t))
-    shown = t if all_jobs else t[t['state'] != 'done']
+    shown = (t if all_jobs else t[t['state'] != 'done']).assign(log=lambda d: d['log'].map(_short))
     if len(shown): print(shown[['job', 'state', 'detail', 'log']].to_string(index=False))
     return t
+
+def _short(path: str) -> str:
+    "A path relative to the current folder when it is inside it."
+    if not path: return path
+    try: return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else path
+    except (OSError, ValueError): return path
 
 # %% ../nbs/14b_executors.ipynb #c819b88a
 def wait_slurm(out, poll: float = 10.0, quiet: bool = False) -> pd.DataFrame:

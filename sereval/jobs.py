@@ -80,12 +80,12 @@ def prepare_grid(data_root=None,                          # corpora root; None: 
                  folders: Mapping[str, str] | None = None, quiet: bool = False) -> Grid:
     "Scan the corpora and write the grid of a run into `<out>/jobs/grid.json`."
     check_choices(protocol, rule)
-    out = Path(out).resolve()
+    given, out = Path(out), Path(out).resolve()
     demo = data_root is None
     if not demo and not Path(data_root).is_dir(): raise SerevalError(f'data root {Path(data_root).resolve()} is not a folder')
     config = default_config(data_root) if config is None else config
     if demo:
-        root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
+        root = demo_root(given, size=demo_size, seed=demo_seed, quiet=quiet).resolve()   # (printed as given)
         backbones = list(backbones or DEMO.backbones)
         threads = DEMO.threads if threads is None else threads
     else:

@@ -79,7 +79,8 @@ def test_a_measured_rate_changes_the_estimate(tmp_path, capsys):
     r = DEFAULT_RATES['cpu']
     row = e(d).iloc[0]
     assert row['est_min'] == pytest.approx((r['load_s'] + row['audio_min'] * 60 / r['audio_x_realtime']) / 60, abs=0.02)
-    with pytest.raises(Exception, match='not a rates file'): read_rates(tmp_path/'run'/'jobs'/'grid.json')
+    (tmp_path/'other.json').write_text('{"speed": 1}')
+    with pytest.raises(Exception, match='not a rates file'): read_rates(tmp_path/'other.json')
 
 @pytest.mark.slow
 def test_bench_extract_saves_rates_the_dry_run_reads(tmp_path):
