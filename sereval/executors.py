@@ -137,12 +137,13 @@ def slurm_available() -> bool:
     "Whether Slurm's client commands (`sbatch`, `squeue`) are on the PATH."
     return all(shutil.which(c) for c in ('sbatch', 'squeue', 'scancel'))
 
-def submit_slurm(grid: Grid, todo: Sequence[Job], resources: Resources | None = None) -> dict[str, str]:
-    "Submit `todo` as one Slurm array per kind of job, each after the previous one; returns job name -> Slurm job id."
+def submit_slurm(grid: Grid, todo: Sequence[Job], resources: Resources | None = None,
+                 after: Sequence[str] = ()) -> dict[str, str]:
+    "Submit `todo` as one Slurm array per kind of job, each after the previous one (the first after the jobs `after`); job name -> Slurm id."
     if not slurm_available(): raise SerevalError('Slurm is not available here: sbatch/squeue not found on the PATH')
     resources = resources or Resources()
     ex = submitit.AutoExecutor(folder=Layout(grid.out).jobs/'slurm', cluster='slurm')
-    ids, notes, previous = {}, {}, None
+    ids, notes, previous = {}, {}, ':'.join(sorted({i.split('_')[0] for i in after})) or None
     for kind in dict.fromkeys(j.kind for j in todo):
         wave = [j for j in todo if j.kind == kind]
         params = resources.slurm_parameters(kind, grid)
@@ -242,13 +243,20 @@ def execute(grid: Grid, executor: str = 'inprocess', resources: Resources | None
     resources = resources or Resources()
     jobs = plan(grid)
     todo = [j for j in jobs if not is_done(j, grid)]
-    if not quiet: print(f'{len(jobs)} jobs, {len(jobs) - len(todo)} done, {len(todo)} to run ({executor})', flush=True)
+    live = {}                                     # Slurm jobs of an earlier submission still queued or running
+    if executor == 'slurm' and slurm_available():
+        queue, sub = squeue(), submitted(grid.out)
+        live = {j.name: sub[j.name]['id'] for j in todo if sub.get(j.name, {}).get('id') in queue}
+        todo = [j for j in todo if j.name not in live]
+    if not quiet: print(f'{len(jobs)} jobs, {len(jobs) - len(todo) - len(live)} done, {len(live)} still in Slurm, '
+                        f'{len(todo)} to run ({executor})' if live else
+                        f'{len(jobs)} jobs, {len(jobs) - len(todo)} done, {len(todo)} to run ({executor})', flush=True)
     _fresh(grid.out, todo)
     if executor == 'inprocess': _run_inprocess(grid, todo, quiet)
     elif executor == 'local': _run_local(grid, todo, resources.max_jobs, quiet)
     else:
         if todo:
-            ids = submit_slurm(grid, todo, resources)
+            ids = submit_slurm(grid, todo, resources, after=list(live.values()))
             if not quiet:
                 arrays = sorted({i.split('_')[0] for i in ids.values()}, key=int)
                 print(f"submitted {len(ids)} jobs to Slurm as arrays {', '.join(arrays)}; logs in {Layout(grid.out).jobs/'slurm'}", flush=True)
