@@ -55,7 +55,7 @@ def test_slurm_run_matches_in_process(cluster, reference, tmp_path):
 
 def test_cancelled_job_then_rerun(cluster, reference, tmp_path):
     out = tmp_path/'slurm2'
-    kw = dict(data_root=None, backbones=BACKBONES, out=out, corpora=CORPORA, config=CONFIG, demo_size=SIZE, paper=False,
+    kw = dict(data_root=None, backbones=BACKBONES[:1], out=out, corpora=CORPORA, config=CONFIG, demo_size=SIZE, paper=False,
               executor='slurm', poll=2.0, quiet=True)
     t0 = time.time()
     assert run_jobs(**kw, wait=False) is None
@@ -81,4 +81,4 @@ def test_cancelled_job_then_rerun(cluster, reference, tmp_path):
     assert set(final['state']) == {'done'}
     resubmitted = {n for n, v in submitted(out).items() if v['id'] != ids.get(n)}
     assert victim in resubmitted and not (resubmitted & done_before)    # only what was missing
-    assert_same_matrices(reference, out)
+    assert_same_matrices(reference, out, slugs={'whisperlogmel'})
