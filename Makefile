@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo quick test bench check ffmpeg chromium docs readme
+.PHONY: setup demo quick test bench check ffmpeg chromium slurm docs readme
 
 setup: $(VENV)/.installed
 
@@ -48,7 +48,7 @@ quick: setup check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2 --skip_file_re '$(SLOW_NOTEBOOKS)'
 	$(THREADS) $(BIN)/python -m pytest -q -m "not slow" tests
 
-test: setup ffmpeg chromium check
+test: setup ffmpeg chromium slurm check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2
 	$(THREADS) $(BIN)/python -m pytest -q tests
 
@@ -66,3 +66,11 @@ readme: setup
 # renders the same pages with the sidebar and titles of _quarto.yml (scripts/build_site.py says which build it did).
 docs: setup
 	$(THREADS) $(BIN)/python scripts/build_site.py
+
+# Slurm and munge for the real single-node cluster of tests/test_slurm.py (it skips without them or without root).
+slurm:
+	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q slurm-wlm munge >/dev/null)) \
+	      || echo "note: slurm-wlm/munge could not be installed; the Slurm test skips"; \
+	  else echo "note: slurm-wlm/munge not found (root installs them); the Slurm test skips"; fi; }

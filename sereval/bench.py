@@ -108,6 +108,7 @@ def bench_extract(size: float = 0.25,                      # demo size (as `sere
                   device=None,                             # torch device (default: CUDA when present)
                   batch_size: int | None = None,           # clips per encoder batch (default: the backbone's)
                   data=None,                               # an existing demo root to reuse (default: generate one)
+                  save: str | None = None,                 # also write the speeds to this JSON file (`sereval reproduce --dry-run --rates`)
                  ):                                        # a DataFrame: the table printed, one row per backbone
     "Extraction throughput of each backbone on the demo corpora; prints one row per backbone and returns the table."
     import pandas as pd
@@ -145,6 +146,11 @@ def bench_extract(size: float = 0.25,                      # demo size (as `sere
     df = pd.DataFrame(rows)
     print(df.to_string(index=False))
     print(' '.join(f"{r.backbone.split(' ')[0]}={r.clips_per_s}clips/s" for r in df.itertuples()))
+    if save:
+        write_json(save, dict(backbones={r.backbone.split(' ')[0]: dict(audio_x_realtime=r.audio_x_realtime, load_s=r.load_s,
+                                                                          clips_per_s=r.clips_per_s, device=r.device)
+                                         for r in df.itertuples()}))
+        print(f'speeds written to {save}')
     return df
 
 # %% ../nbs/16_bench.ipynb #f2257be6

@@ -284,9 +284,10 @@ def _reproduce_args():
             arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
             arg('--threads', type=positive(int), metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
             arg('--jobs', type=positive(int), metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
-            arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS]
+            arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS, *_cluster_args()]
 
 def _reproduce(a):
+    if a.executor != 'inprocess' or a.dry_run: return _reproduce_jobs(a)
     from sereval.reproduce import reproduce
     from sereval.protocol import TrainConfig
     given = {f.name for f in fields(TrainConfig) if getattr(a, f.name) is not None}
@@ -295,6 +296,36 @@ def _reproduce(a):
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
               paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress)
+
+# %% ../nbs/99_cli.ipynb #c1a5e0b3
+def _cluster_args():
+    "The options of `sereval reproduce` that split the run into jobs (`sereval.executors`)."
+    from sereval.executors import EXECUTORS, Resources
+    return [arg('--executor', choices=EXECUTORS, default=EXECUTORS[0],
+                help='inprocess: the notebooks in this process (as ever); local: jobs in parallel processes; slurm: jobs on Slurm'),
+            *options_from(Resources),
+            arg('--no-wait', dest='wait', action='store_false', help='slurm: submit and return (`sereval status` shows progress)'),
+            arg('--dry-run', action='store_true', help='list the jobs with their estimated cost; run nothing'),
+            arg('--rates', metavar='FILE', help='speeds measured by `sereval bench extract --save FILE`, for the estimate')]
+
+def _reproduce_jobs(a):
+    from sereval.executors import Resources, run_jobs
+    from sereval.pipeline import default_config
+    from sereval.protocol import TrainConfig
+    given = {f.name for f in fields(TrainConfig) if getattr(a, f.name) is not None}
+    resources = Resources(**{f.name: getattr(a, f.name) for f in fields(Resources)})
+    run_jobs(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, default_config(a.data_root)) if given else None,
+             protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
+             paper=a.paper, kernel=a.kernel, threads=a.threads, executor=a.executor, resources=resources, wait=a.wait,
+             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress)
+
+def _status_args():
+    return [OUT, arg('--all', dest='all_jobs', action='store_true', help='list the jobs that are done too')]
+
+def _status(a):
+    from sereval.executors import print_status
+    print_status(a.out, all_jobs=a.all_jobs)
+
 
 # %% ../nbs/99_cli.ipynb #ca873801
 def _bench(name: str):
@@ -344,6 +375,8 @@ COMMANDS: dict[str, Command] = {
     'train': Command('one backbone end to end: scan, embed, train and test on every corpus', 'pipeline.run_backbone',
                      _train_args, _train),
     'report': Command('render the tables and figures of a run', 'report.render_report', _report_args, _report),
+    'status': Command('each job of a run split into jobs: done, running, pending or failed, and its log',
+                      'executors.status', _status_args, _status),
     'reproduce': Command('run the whole benchmark (no --data-root: the offline demo)', 'reproduce.reproduce',
                          _reproduce_args, _reproduce),
     **{f'bench {b}': Command(h, f'bench.bench_{b}', *_bench(b)) for b, h in (

@@ -155,6 +155,10 @@ class Layout:
         "Layout of the in-domain heads trained under split protocol `name` beside the run's own (`<out>/protocols/<name>`)."
         return Layout(self.out/'protocols'/name)
     @property
+    def jobs(self) -> Path:
+        "Folder of a run split into jobs: what the grid is, each job's state and log (see `sereval.jobs`)."
+        return self.out/'jobs'
+    @property
     def reproduce_record(self) -> Path:
         "What the `reproduce` command ran."
         return self.out/REPRODUCE_RECORD

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .backbones import OFFLINE_BACKBONES, backbone_slug
+from .errors import SerevalError
 from .layout import Layout, RunRecord, read_json, write_record
-from .protocol import PROTOCOLS, TrainConfig, load_clusters
+from .protocol import PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs
 if TYPE_CHECKING: import pandas as pd
 # The steps (scan, embed, train) are imported inside `run_backbone` and `demo_root`: `DEMO` alone must stay light,
 # since the command line reads it to build its options without loading torch.
 
 # %% auto #0
-__all__ = ['DEMO', 'DemoConfig', 'default_config', 'demo_root', 'BackboneRun', 'run_backbone']
+__all__ = ['DEMO', 'DemoConfig', 'default_config', 'demo_root', 'check_choices', 'scan_step', 'read_manifests', 'extract_step',
+           'usable_stores', 'train_step', 'train_finished', 'finish_step', 'BackboneRun', 'run_backbone']
 
 # %% ../nbs/11a_pipeline.ipynb #1bfebe1c
 @dataclass(frozen=True)
@@ -50,6 +52,92 @@ def demo_root(out, size: float = DEMO.size, seed: int = DEMO.seed, quiet: bool =
     make_demo(root, seed=seed, size=size, progress=not quiet)
     return root
 
+# %% ../nbs/11a_pipeline.ipynb #a7c1e0d2
+def check_choices(protocol: str, rule: str):
+    "A `SerevalError` unless `protocol` and `rule` are known (before any work starts)."
+    if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
+    if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
+
+def scan_step(data_root, out, corpora: Sequence[str] | None = None, folders: Mapping[str, str] | None = None):
+    "Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters; returns `(manifest, skipped, clusters)`."
+    from sereval.corpora import write_manifests
+    from sereval.recipes import scan_root
+    manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
+    write_manifests(manifest, out)
+    return manifest, skipped, load_clusters(data_root)
+
+def read_manifests(out, corpora: Sequence[str]) -> pd.DataFrame:
+    "The manifests of `corpora` that the scan step wrote under `<out>/manifests/`, as one table."
+    import pandas as pd
+    from sereval.corpora import read_manifest
+    L = Layout(out)
+    missing = [c for c in corpora if not L.manifest(c).exists()]
+    if missing: raise SerevalError(f'no manifest for {missing} under {L.manifests}; scan the data root first')
+    return pd.concat([read_manifest(L.manifest(c)) for c in corpora], ignore_index=True)
+
+def extract_step(backbone: str, out, corpora: Sequence[str], device=None, progress: bool = True) -> pd.DataFrame:
+    "Step 3: embed the clips of `corpora` (their manifests under `<out>`) into the backbone's stores; resumable."
+    from sereval.embed import embed_corpus
+    return embed_corpus(read_manifests(out, corpora), backbone, Layout(out).embeddings, device=device, progress=progress)
+
+def usable_stores(backbone: str, out, corpora: Sequence[str]) -> tuple[dict, dict[str, str]]:
+    "`(stores, skipped)`: the complete stores of two clips or more among `corpora`, and why each other one cannot be used."
+    from sereval.store import open_store
+    L, slug, stores, skipped = Layout(out), backbone_slug(backbone), {}, {}
+    for c in corpora:
+        if not L.store(slug, c).exists(): skipped[c] = 'not extracted'; continue
+        s = open_store(L.embeddings, backbone, c)
+        if not s.complete: skipped[c] = 'extraction not complete'
+        elif len(s.index) < 2: skipped[c] = f'{len(s.index)} clip(s)'
+        else: stores[c] = s
+    return stores, skipped
+
+def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
+               config: TrainConfig, protocol: str = PROTOCOLS[0], device=None, retrain: bool = False,
+               progress: bool = False) -> pd.DataFrame:
+    "Step 4 for one training corpus: train (or reuse) its head, test it on the other corpora of its cluster among `corpora`."
+    from sereval.benchmark import corpus_priors, run_corpus
+    partners = {t for a, t in ood_pairs(clusters, corpora) if a == train}
+    stores, skipped = usable_stores(backbone, out, [c for c in corpora if c == train or c in partners])
+    if train in skipped:
+        raise SerevalError(f'store {Layout(out).store(backbone_slug(backbone), train)} cannot be used: {skipped[train]}')
+    tests = [t for a, t in ood_pairs(clusters, list(stores)) if a == train]
+    priors = {c: corpus_priors(c, out, s)[0] for c, s in stores.items()}
+    return run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress)
+
+def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol: str = PROTOCOLS[0]) -> bool:
+    "Whether the head of `train` was trained with `config` and `protocol` and its result rows written (`train_step` done)."
+    L, slug = Layout(out), backbone_slug(backbone)
+    if not (L.run_state(slug, train).exists() and L.run_metrics(slug, train).exists()): return False
+    try: done = read_json(L.run_state(slug, train), 'run state')
+    except SerevalError: return False
+    return done.get('config') == config.to_dict() and done.get('protocol_requested') == protocol
+
+def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
+                config: TrainConfig, protocol: str = PROTOCOLS[0], rule: str = 'paper',
+                files_skipped: int = 0) -> tuple[pd.DataFrame, RunRecord]:
+    "Step 5: gather every training corpus's result rows; write the results table, the matrices and, last, the run record."
+    import pandas as pd
+    from sereval.benchmark import write_tables
+    L, slug = Layout(out), backbone_slug(backbone)
+    stores, skipped = usable_stores(backbone, out, corpora)
+    trains = [c for c in corpora if c in stores]
+    if not trains: raise SerevalError(f'no usable store for {backbone!r} under {L.embeddings/slug}: '
+                                      + '; '.join(f'{c}: {why}' for c, why in skipped.items()))
+    unfinished = [c for c in trains if not train_finished(backbone, out, c, config, protocol)]
+    if unfinished: raise SerevalError(f'{backbone}: the training of {unfinished} is not finished; train them first')
+    results = pd.concat([pd.read_csv(L.run_metrics(slug, c), keep_default_na=False, na_values=['']) for c in trains],
+                        ignore_index=True)
+    write_tables(results, out, backbone, rule)
+    applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
+    record = RunRecord(backbone=backbone, slug=slug, corpora=sorted(set(results['train']) | set(results['test'])),
+                       clusters={k: list(v) for k, v in clusters.items()}, rule=rule, protocol=protocol,
+                       train=config.to_dict(), seeds=[config.seed], data_root=str(Path(data_root).resolve()),
+                       extra={'protocol_applied': applied, 'files_skipped': int(files_skipped), 'stores_skipped': skipped})
+    write_record(out, record)
+    return results, record
+
+
 # %% ../nbs/11a_pipeline.ipynb #794ce9ff
 @dataclass
 class BackboneRun:
@@ -73,26 +161,16 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  retrain: bool = False,                 # train again even where a finished run exists
                  progress: bool = True) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
-    from sereval.benchmark import run_grid
-    from sereval.corpora import write_manifests
-    from sereval.embed import embed_corpus
-    from sereval.recipes import scan_root
+    from tqdm import tqdm
     config = TrainConfig() if config is None else config
     from sereval.backbones import pick_device
     pick_device(device)                                  # an unusable --device fails before anything is written
-    L = Layout(out)
-    manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
-    write_manifests(manifest, out)
-    clusters = load_clusters(data_root)
-    embedded = embed_corpus(manifest, backbone, L.embeddings, device=device, progress=progress)
-    results = run_grid(backbone, out, corpora=sorted(set(manifest.corpus)), clusters=clusters, config=config,
-                       protocol=protocol, rule=rule, device=device, retrain=retrain, progress=progress)
-    applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
-    record = RunRecord(backbone=backbone, slug=backbone_slug(backbone),
-                       corpora=sorted(set(results['train']) | set(results['test'])),
-                       clusters={k: list(v) for k, v in clusters.items()}, rule=rule, protocol=protocol,
-                       train=config.to_dict(), seeds=[config.seed], data_root=str(Path(data_root).resolve()),
-                       extra={'protocol_applied': applied, 'files_skipped': int(len(skipped)),
-                              'stores_skipped': dict(results.attrs.get('skipped', []))})
-    write_record(out, record)
+    check_choices(protocol, rule)
+    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders)
+    names = sorted(set(manifest.corpus))
+    embedded = extract_step(backbone, out, names, device=device, progress=progress)
+    for train in tqdm(names, desc=f'{backbone_slug(backbone)}: training corpora', disable=not progress):
+        train_step(backbone, out, train, names, clusters, config, protocol, device=device, retrain=retrain, progress=progress)
+    results, record = finish_step(backbone, out, data_root, names, clusters, config, protocol, rule, files_skipped=len(skipped))
     return BackboneRun(manifest, skipped, clusters, embedded, results, record)
+
