@@ -26,6 +26,7 @@ class DemoConfig:
     size: float = 1.0                                       # scale of the synthetic corpora (`sereval.synth.make_demo`)
     seed: int = 0                                           # seed of the synthetic corpora
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3))  # the paper's setup at lr 1e-3
+    seeds: tuple[int, ...] = (34, 35, 36)                   # training seeds: one head each, trained together (the paper's 34 first)
     threads: int = 1                                        # torch threads per backbone: the small head trains fastest on one
     jobs: int = 2                                           # backbones run at once (one kernel each)
 
@@ -71,7 +72,9 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  device=None,                           # 'cpu', 'cuda', ...; None: CUDA when available
                  folders: Mapping[str, str] | None = None,  # corpus -> folder name, where not found by name
                  retrain: bool = False,                 # train again even where a finished run exists
-                 progress: bool = True) -> BackboneRun:
+                 progress: bool = True,
+                 seeds: Sequence[int] | None = None,    # training seeds, one head each (default: `[config.seed]`); the split is `config.seed`'s
+                ) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
     from sereval.benchmark import run_grid
     from sereval.corpora import write_manifests
@@ -84,12 +87,12 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     clusters = load_clusters(data_root)
     embedded = embed_corpus(manifest, backbone, L.embeddings, device=device, progress=progress)
     results = run_grid(backbone, out, corpora=sorted(set(manifest.corpus)), clusters=clusters, config=config,
-                       protocol=protocol, rule=rule, device=device, retrain=retrain, progress=progress)
+                       protocol=protocol, rule=rule, device=device, retrain=retrain, progress=progress, seeds=seeds)
     applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
     record = RunRecord(backbone=backbone, slug=backbone_slug(backbone),
                        corpora=sorted(set(results['train']) | set(results['test'])),
                        clusters={k: list(v) for k, v in clusters.items()}, rule=rule, protocol=protocol,
-                       train=config.to_dict(), seeds=[config.seed], data_root=str(Path(data_root).resolve()),
+                       train=config.to_dict(), seeds=[config.seed] if seeds is None else [int(s) for s in seeds], data_root=str(Path(data_root).resolve()),
                        extra={'protocol_applied': applied, 'files_skipped': int(len(skipped)),
                               'stores_skipped': dict(results.attrs.get('skipped', []))})
     write_record(out, record)

@@ -7,7 +7,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / 'sereval'
 
 FLOW = ('errors', 'taxonomy', 'layout', 'corpora', 'recipes', 'protocol', 'audio', 'synth', 'backbones', 'store',
-        'batches', 'embed', 'head', 'metrics', 'train', 'benchmark', 'pipeline', 'paper', 'results', 'report',
+        'batches', 'embed', 'head', 'metrics', 'train', 'benchmark', 'pipeline', 'paper', 'results', 'uncertainty', 'report',
         'reproduce', 'testing', 'bench', 'cli')
 "The modules in the order data flows through them (index page, 'Architecture'); the last three are tools around it."
 
