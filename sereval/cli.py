@@ -350,7 +350,8 @@ COMMANDS: dict[str, Command] = {
     **{f'bench {b}': Command(h, f'bench.bench_{b}', *_bench(b)) for b, h in (
         ('store', 'read speed and disk use of the store versus one file per clip'),
         ('extract', 'extraction throughput of the offline backbones and a random Whisper'),
-        ('train', 'training throughput of the head and its peak memory'))},
+        ('train', 'training throughput of the head and its peak memory'),
+        ('seeds', 'time of k seeds\' heads trained together relative to one alone'))},
     'backbones': Command('list the registered backbones and their aliases', 'backbones.backbone_table', lambda: [], _backbones),
     'corpora': Command('list the corpora that scan can parse and the layout each expects', 'recipes.recipes_table',
                        lambda: [], _corpora),

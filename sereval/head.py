@@ -4,6 +4,7 @@
 
 # %% ../nbs/08_head.ipynb #193b2ba3
 from __future__ import annotations
+import copy
 from typing import Sequence
 
 import torch
@@ -66,66 +67,64 @@ class FrameMLP(nn.Module):
         fwd = 2 * n_frames * (dim * hidden + hidden * n_classes)
         return fwd + (2 * n_frames * (dim * hidden + 2 * hidden * n_classes) if training else 0)
 
+# %% ../nbs/08_head.ipynb #dbb6515c
+def _cuda_devices() -> list[int]:
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+def _rng_state() -> tuple:
+    "The global random state: the CPU generator's and every CUDA device's."
+    return (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in _cuda_devices()])
+
+def _set_rng_state(state: tuple):
+    torch.set_rng_state(state[0])
+    for d, s in zip(_cuda_devices(), state[1]): torch.cuda.set_rng_state(s, d)
+
 # %% ../nbs/08_head.ipynb #3c4dac1a
 class StackedFrameMLP(nn.Module):
-    "`k` `FrameMLP` heads (one per seed) trained together: stacked weights, one matrix product per layer for all heads."
+    "`k` `FrameMLP` heads, one per seed, trained together: each packed batch is read once and every head computes on it."
     def __init__(self, dim: int, seeds: Sequence[int], hidden: int = 512, n_classes: int = NUM_CLASSES, dropout: float = 0.1):
         super().__init__()
-        self.dim, self.hidden, self.n_classes, self.seeds, self.p = dim, hidden, n_classes, [int(s) for s in seeds], dropout
+        self.dim, self.hidden, self.n_classes, self.seeds = dim, hidden, n_classes, [int(s) for s in seeds]
         if not self.seeds: raise ValueError('StackedFrameMLP needs at least one seed')
-        heads, self.generators = [], []
-        with torch.random.fork_rng(devices=[]):       # the global generator is left as it was
+        heads, self.rng_states = [], []
+        with torch.random.fork_rng(devices=[]):        # the global generator is left as it was
             for s in self.seeds:
                 torch.manual_seed(s)
-                heads.append(FrameMLP(dim, hidden, n_classes, dropout))   # the lone head's initialisation
-                g = torch.Generator(); g.set_state(torch.get_rng_state())  # its dropout stream, as the lone head's
-                self.generators.append(g)
-        stack = lambda f: nn.Parameter(torch.stack([f(h).detach().clone() for h in heads]))
-        self.w1, self.b1 = stack(lambda h: h.fc1.weight), stack(lambda h: h.fc1.bias)          # [k, hidden, dim], [k, hidden]
-        self.ln_w, self.ln_b = stack(lambda h: h.norm.weight), stack(lambda h: h.norm.bias)    # [k, hidden]
-        self.w2, self.b2 = stack(lambda h: h.fc2.weight), stack(lambda h: h.fc2.bias)          # [k, n_classes, hidden], [k, n_classes]
-        self.eps = heads[0].norm.eps
+                heads.append(FrameMLP(dim, hidden, n_classes, dropout))   # the lone head's initialisation ...
+                self.rng_states.append(_rng_state())                     # ... and where its dropout stream continues
+        self.mlps = nn.ModuleList(heads)
 
     @property
     def k(self) -> int:
         "Number of heads."
         return len(self.seeds)
 
+    def _each(self, fn) -> list[torch.Tensor]:
+        "`fn(head)` for every head; in training, each inside its own random stream (the global generator is left alone)."
+        if not self.training: return [fn(h) for h in self.mlps]
+        out = []
+        for i, h in enumerate(self.mlps):
+            with torch.random.fork_rng(devices=_cuda_devices()):
+                _set_rng_state(self.rng_states[i])
+                out.append(fn(h))
+                self.rng_states[i] = _rng_state()
+        return out
+
     def frame_logits(self, frames: torch.Tensor) -> torch.Tensor:
         "Logits of every frame under every head: `[F, dim] -> [F, k, n_classes]`."
-        k, h = self.k, self.hidden
-        x = nn.functional.linear(frames, self.w1.reshape(k * h, self.dim), self.b1.reshape(k * h)).view(-1, k, h)
-        x = nn.functional.gelu(nn.functional.layer_norm(x, (h,), eps=self.eps) * self.ln_w + self.ln_b)
-        if self.training and self.p > 0:
-            with torch.no_grad():
-                mask = torch.stack([torch.rand(x.shape[0], h, generator=g).to(x.device) for g in self.generators], 1)
-                mask = (mask >= self.p).to(x.dtype).mul_(1 / (1 - self.p))
-            x = x * mask
-        return torch.einsum('fkh,kch->fkc', x, self.w2) + self.b2
+        return torch.stack(self._each(lambda h: h.frame_logits(frames)), 1)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
         "Pooled logits `[B, k, n_classes]` of a packed batch, every head's."
         lengths = torch.as_tensor(lengths, dtype=torch.int64, device=frames.device)
         if segments is None: segments = segment_ids(lengths)
-        z = self.frame_logits(frames).float()
-        return segment_mean(z.reshape(z.shape[0], -1), segments, lengths).view(len(lengths), self.k, self.n_classes)
+        return torch.stack(self._each(lambda h: h(frames, lengths, segments)), 1)
 
-    @torch.no_grad()
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
-        "Clip each head's gradient to norm `max_norm` on its own (what `nn.utils.clip_grad_norm_` does to a lone head); returns the `k` norms."
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(self.k, -1), dim=1) for g in grads]), dim=0)
-        coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads: g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
-        return norms
+        "Clip each head's gradient to norm `max_norm` on its own (`nn.utils.clip_grad_norm_` per head); returns the `k` norms."
+        return torch.stack([nn.utils.clip_grad_norm_(h.parameters(), max_norm) for h in self.mlps])
 
     @torch.no_grad()
     def heads(self) -> list[FrameMLP]:
-        "The `k` heads as separate `FrameMLP`s (weights copied, eval mode, on the CPU; the global generator is not touched)."
-        out = []
-        for i in range(self.k):
-            with torch.random.fork_rng(devices=[]): m = FrameMLP(self.dim, self.hidden, self.n_classes, self.p)  # leaves the global generator alone
-            m.load_state_dict({'fc1.weight': self.w1[i], 'fc1.bias': self.b1[i], 'norm.weight': self.ln_w[i],
-                               'norm.bias': self.ln_b[i], 'fc2.weight': self.w2[i], 'fc2.bias': self.b2[i]})
-            out.append(m.cpu().eval())
-        return out
+        "The `k` heads as separate `FrameMLP`s (copies, eval mode, on the CPU)."
+        return [copy.deepcopy(h).cpu().eval() for h in self.mlps]

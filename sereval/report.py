@@ -26,8 +26,9 @@ from .uncertainty import (friedman_test, paired_tests, paper_friedman, paper_sid
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'to_markdown', 'write_table', 'table3_markdown', 'table1_markdown', 'table2_markdown',
-           'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'render_paper', 'show_png',
-           'interval_text', 'table3_intervals', 'plot_critical_difference', 'paired_markdown', 'render_report']
+           'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'interval_text',
+           'table3_intervals', 'plot_critical_difference', 'paired_markdown', 'render_paper', 'show_png',
+           'render_report']
 
 # %% ../nbs/13_report.ipynb #91623f92
 METRIC_LABELS = {'macro_f1': 'macro F1', 'accuracy': 'accuracy', 'weighted_f1': 'weighted F1',
@@ -187,6 +188,69 @@ def plot_difference(diff: pd.DataFrame, order: Sequence[str], title: str, metric
     fig.tight_layout()
     return fig
 
+# %% ../nbs/13_report.ipynb #d3248c30
+def interval_text(value: float, low: float, high: float, digits: int = 3) -> str:
+    "`0.777 [0.75, 0.80]`: a value with its interval (bounds one digit shorter), empty without a value."
+    if value is None or not np.isfinite(value): return ''
+    if low is None or not (np.isfinite(low) and np.isfinite(high)): return f'{value:.{digits}f}'
+    b = max(digits - 1, 1)
+    return f'{value:.{digits}f} [{low:.{b}f}, {high:.{b}f}]'
+
+def table3_intervals(t3: pd.DataFrame, means: pd.DataFrame, metric: str = HEADLINE) -> pd.DataFrame:
+    "Table 3 with the intervals of `means` (`sereval.uncertainty.run_intervals`' means) beside `<metric>_id` and `<metric>_ood`."
+    t3 = t3.copy()
+    m = means[(means['group'] == 'all') & means['what'].isin(['id', 'ood'])].set_index(['slug', 'rule', 'what'])
+    for d in ('id', 'ood'):
+        for side in ('low', 'high'):
+            t3[f'{metric}_{d}_{side}'] = [m[side].get((s, r, d), np.nan) for s, r in zip(t3['slug'], t3['rule'])]
+    cols = list(t3.columns)
+    for d in ('id', 'ood'):                      # each interval right after its value
+        for side in ('high', 'low'):
+            cols.remove(f'{metric}_{d}_{side}'); cols.insert(cols.index(f'{metric}_{d}') + 1, f'{metric}_{d}_{side}')
+    return t3[cols]
+
+def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str, labels: Mapping[str, str] | None = None,
+                             alpha: float = 0.05):
+    "Critical-difference diagram (`scikit_posthocs.critical_difference_diagram`): mean ranks, bars joining backbones not set apart at `alpha`."
+    import scikit_posthocs as sp
+    plt, _ = _plt()
+    name = lambda s: (labels or {}).get(s, s)
+    r = ranks.rename(index=name)
+    p = pvalues.rename(index=name, columns=name).loc[r.index, r.index]
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.32 * len(r)))
+    sp.critical_difference_diagram(r, p, ax=ax, alpha=alpha, label_props={'fontsize': FONT - 1})
+    ax.set_title(title, fontsize=FONT + 1, pad=14)
+    fig.tight_layout()
+    return fig
+
+def _ranking_files(fr, labels: Mapping[str, str], tables, figures, who: str, metric: str) -> list[Path]:
+    "The ranking table (mean ranks, the test, the pairs set apart) and the critical-difference diagram of `fr`."
+    t = pd.DataFrame({'backbone': [labels.get(s, s) for s in fr.ranks.index], 'slug': fr.ranks.index,
+                      'mean_rank': fr.ranks.to_numpy()})
+    test = ("Friedman's test" if fr.test == 'friedman' else "Wilcoxon's signed-rank test")
+    post = 'Nemenyi' if fr.test == 'friedman' else 'Wilcoxon'
+    apart = fr.apart()
+    notes = [f"{test} over {len(t)} backbones with the {fr.n_blocks} (train, test) cells they all have as blocks "
+             f"({METRIC_LABELS.get(metric, metric)}, 1 = best rank): statistic {fr.statistic:.2f}, p = {fr.p_value:.2g}.",
+             f"pairs set apart ({post}, p < 0.05): " + ('; '.join(f'{labels.get(a, a)} > {labels.get(b, b)} (p = {p:.2g})'
+                                                                  for a, b, p in apart) if apart else 'none')]
+    written = write_table(t, tables, 'rankings', f'Ranking of the backbones ({who})', notes)
+    written.append(write_frame(Path(tables)/'rankings_posthoc.csv', fr.nemenyi.rename_axis('slug'), index=True))
+    plt, _ = _plt()
+    fig = plot_critical_difference(fr.ranks, fr.nemenyi, f'Mean rank of each backbone over {fr.n_blocks} cells ({who}; '
+                                   f'bars: not apart, {post} p ≥ 0.05)', labels)
+    written += save_figure(fig, figures, 'critical_difference'); plt.close(fig)
+    return written
+
+def paired_markdown(pt: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    "The paired tests for people: backbones, cell or mean, difference with its interval, p-value."
+    name = lambda s: (labels or {}).get(s, s)
+    where = [f'{a} -> {b}' if w == 'cell' else {'id': 'in-domain mean', 'ood': 'out-of-domain mean'}[w]
+             for w, a, b in zip(pt['what'], pt['train'], pt['test'])]
+    return pd.DataFrame({'A': pt['backbone_a'].map(name), 'B': pt['backbone_b'].map(name), 'cells': where,
+                         'A - B': [interval_text(d, l, h) for d, l, h in zip(pt['diff'], pt['low'], pt['high'])],
+                         'p': pt['p_value']})
+
 # %% ../nbs/13_report.ipynb #cee075ba
 def _figures(mats: Mapping[str, pd.DataFrame], clusters, labels, fig_dir, metric, rule_note: str, who: str,
              heatmaps: Sequence[str] | None = None, means: pd.DataFrame | None = None) -> list[Path]:
@@ -275,69 +339,6 @@ def show_png(path, width: int = 900):
     if im.width > width: im = im.resize((width, round(im.height * width / im.width)), PImage.LANCZOS)
     buf = io.BytesIO(); im.quantize(256).save(buf, format='PNG', optimize=True)
     display(Image(data=buf.getvalue()))
-
-# %% ../nbs/13_report.ipynb #d3248c30
-def interval_text(value: float, low: float, high: float, digits: int = 3) -> str:
-    "`0.777 [0.75, 0.80]`: a value with its interval (bounds one digit shorter), empty without a value."
-    if value is None or not np.isfinite(value): return ''
-    if low is None or not (np.isfinite(low) and np.isfinite(high)): return f'{value:.{digits}f}'
-    b = max(digits - 1, 1)
-    return f'{value:.{digits}f} [{low:.{b}f}, {high:.{b}f}]'
-
-def table3_intervals(t3: pd.DataFrame, means: pd.DataFrame, metric: str = HEADLINE) -> pd.DataFrame:
-    "Table 3 with the intervals of `means` (`sereval.uncertainty.run_intervals`' means) beside `<metric>_id` and `<metric>_ood`."
-    t3 = t3.copy()
-    m = means[(means['group'] == 'all') & means['what'].isin(['id', 'ood'])].set_index(['slug', 'rule', 'what'])
-    for d in ('id', 'ood'):
-        for side in ('low', 'high'):
-            t3[f'{metric}_{d}_{side}'] = [m[side].get((s, r, d), np.nan) for s, r in zip(t3['slug'], t3['rule'])]
-    cols = list(t3.columns)
-    for d in ('id', 'ood'):                      # each interval right after its value
-        for side in ('high', 'low'):
-            cols.remove(f'{metric}_{d}_{side}'); cols.insert(cols.index(f'{metric}_{d}') + 1, f'{metric}_{d}_{side}')
-    return t3[cols]
-
-def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str, labels: Mapping[str, str] | None = None,
-                             alpha: float = 0.05):
-    "Critical-difference diagram (`scikit_posthocs.critical_difference_diagram`): mean ranks, bars joining backbones not set apart at `alpha`."
-    import scikit_posthocs as sp
-    plt, _ = _plt()
-    name = lambda s: (labels or {}).get(s, s)
-    r = ranks.rename(index=name)
-    p = pvalues.rename(index=name, columns=name).loc[r.index, r.index]
-    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.32 * len(r)))
-    sp.critical_difference_diagram(r, p, ax=ax, alpha=alpha, label_props={'fontsize': FONT - 1})
-    ax.set_title(title, fontsize=FONT + 1, pad=14)
-    fig.tight_layout()
-    return fig
-
-def _ranking_files(fr, labels: Mapping[str, str], tables, figures, who: str, metric: str) -> list[Path]:
-    "The ranking table (mean ranks, the test, the pairs set apart) and the critical-difference diagram of `fr`."
-    t = pd.DataFrame({'backbone': [labels.get(s, s) for s in fr.ranks.index], 'slug': fr.ranks.index,
-                      'mean_rank': fr.ranks.to_numpy()})
-    test = ("Friedman's test" if fr.test == 'friedman' else "Wilcoxon's signed-rank test")
-    post = 'Nemenyi' if fr.test == 'friedman' else 'Wilcoxon'
-    apart = fr.apart()
-    notes = [f"{test} over {len(t)} backbones with the {fr.n_blocks} (train, test) cells they all have as blocks "
-             f"({METRIC_LABELS.get(metric, metric)}, 1 = best rank): statistic {fr.statistic:.2f}, p = {fr.p_value:.2g}.",
-             f"pairs set apart ({post}, p < 0.05): " + ('; '.join(f'{labels.get(a, a)} > {labels.get(b, b)} (p = {p:.2g})'
-                                                                  for a, b, p in apart) if apart else 'none')]
-    written = write_table(t, tables, 'rankings', f'Ranking of the backbones ({who})', notes)
-    written.append(write_frame(Path(tables)/'rankings_posthoc.csv', fr.nemenyi.rename_axis('slug'), index=True))
-    plt, _ = _plt()
-    fig = plot_critical_difference(fr.ranks, fr.nemenyi, f'Mean rank of each backbone over {fr.n_blocks} cells ({who}; '
-                                   f'bars: not apart, {post} p ≥ 0.05)', labels)
-    written += save_figure(fig, figures, 'critical_difference'); plt.close(fig)
-    return written
-
-def paired_markdown(pt: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    "The paired tests for people: backbones, cell or mean, difference with its interval, p-value."
-    name = lambda s: (labels or {}).get(s, s)
-    where = [f'{a} -> {b}' if w == 'cell' else {'id': 'in-domain mean', 'ood': 'out-of-domain mean'}[w]
-             for w, a, b in zip(pt['what'], pt['train'], pt['test'])]
-    return pd.DataFrame({'A': pt['backbone_a'].map(name), 'B': pt['backbone_b'].map(name), 'cells': where,
-                         'A - B': [interval_text(d, l, h) for d, l, h in zip(pt['diff'], pt['low'], pt['high'])],
-                         'p': pt['p_value']})
 
 # %% ../nbs/13_report.ipynb #5c2afab8
 def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False) -> list[Path]:
