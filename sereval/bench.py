@@ -15,7 +15,7 @@ from .layout import write_json
 
 # %% auto #0
 __all__ = ['BENCH_FRAME_RATE', 'BENCHES', 'bench_store', 'bench_extract', 'write_bench_store', 'gemm_fraction', 'train_figures',
-           'print_train_figures', 'bench_train']
+           'print_train_figures', 'bench_train', 'bench_seeds']
 
 # %% ../nbs/16_bench.ipynb #9517f7e5
 BENCH_FRAME_RATE: float = 50.0
@@ -308,6 +308,53 @@ def bench_train(n_frames: int = 2_000_000,      # frames in the synthetic store
     print_train_figures(f)
     return f
 
+# %% ../nbs/16_bench.ipynb #37344a04
+def bench_seeds(k: int = 5,                      # seeds trained together
+                n_frames: int = 400_000,         # frames in the synthetic store
+                dim: int = 1024,                 # frame dimension
+                min_frames: int = 50,            # shortest clip in frames
+                max_frames: int = 400,           # longest clip in frames
+                batch_size: int = 32,            # clips per batch (the paper's 32)
+                epochs: int = 1,                 # training epochs of each run
+                threads: int = 0,                # torch CPU threads (0: torch's default)
+                device=None,                     # torch device (default: CUDA when present)
+                dir=None,                        # folder for the temporary store (default: the system's temporary folder)
+               ) -> dict:
+    "Time of `k` seeds' heads trained together relative to one head alone, on the same store; prints `seed_cost_ratio=` last."
+    import torch
+    from sereval.protocol import TrainConfig
+    from sereval.store import open_store
+    from sereval.taxonomy import label_indices
+    from sereval.train import resolve_device, train_head
+    if k < 1: raise SerevalError(f'k must be at least 1, got {k}')
+    if threads: torch.set_num_threads(threads)
+    device = resolve_device(device)
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    with tempfile.TemporaryDirectory(prefix='sereval-bench-seeds-', dir=dir) as tmp:
+        write_bench_store(tmp, n_frames, dim, min_frames, max_frames)
+        store = open_store(tmp, 'bench', 'bench')
+        starts, lengths = store.index['start'].to_numpy(), store.index['n_frames'].to_numpy()
+        labels = label_indices(store.index['label'])
+        float(np.asarray(store.frames[:]).sum(dtype=np.float32))      # every frame read once: both runs read from the cache
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size)
+        seeds = [cfg.seed + i for i in range(k)]
+        for n in (1, k):                # warm-up: torch's first calls of each shape are slower
+            train_head(store.frames, starts[:4 * batch_size], lengths[:4 * batch_size], labels[:4 * batch_size], cfg,
+                       device=device, seeds=seeds[:n])
+        times = {}
+        for n in (1, k):
+            sync(); t = time.perf_counter()
+            train_head(store.frames, starts, lengths, labels, cfg, device=device, seeds=seeds[:n])
+            sync(); times[n] = time.perf_counter() - t
+    ratio = times[k] / times[1]
+    f = dict(k=k, n_frames=n_frames, dim=dim, epochs=epochs, batch_size=batch_size, device=str(device),
+             threads=torch.get_num_threads(), one_s=times[1], together_s=times[k], seed_cost_ratio=ratio)
+    print(f"device {f['device']}, {f['threads']} torch threads; {n_frames:,} frames x {dim}, {epochs} epoch(s), batches of {batch_size} clips")
+    print(f"1 seed alone: {times[1]:.2f} s; {k} seeds together: {times[k]:.2f} s "
+          f"({ratio / k:.0%} of the {k} x {times[1]:.2f} = {k * times[1]:.2f} s of {k} separate runs)")
+    print(f'seed_cost_ratio={ratio:.2f}')
+    return f
+
 # %% ../nbs/16_bench.ipynb #7662847a
-BENCHES: dict = {'store': bench_store, 'extract': bench_extract, 'train': bench_train}
+BENCHES: dict = {'store': bench_store, 'extract': bench_extract, 'train': bench_train, 'seeds': bench_seeds}
 "Benchmark name -> its function (keyword arguments, prints its figures and returns them)."

@@ -25,14 +25,20 @@ from .taxonomy import CLASSES, NUM_CLASSES, label_indices
 from .train import predict_logits, resolve_device, train_head
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'LOGIT_COLUMNS', 'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits', 'pair_metrics',
-           'run_corpus', 'results_matrix', 'write_tables', 'run_grid', 'summarize']
+__all__ = ['RESULT_COLUMNS', 'LOGIT_COLUMNS', 'seed_means', 'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits',
+           'pair_metrics', 'run_corpus', 'results_matrix', 'write_tables', 'run_grid', 'summarize']
 
 # %% ../nbs/11_benchmark.ipynb #3922b43f
 RESULT_COLUMNS: tuple[str, ...] = ('backbone', 'train', 'test', 'domain', 'rule', 'protocol', 'metric', 'value')
 "Columns of the long results table `results/<slug>.csv`."
 LOGIT_COLUMNS: tuple[str, ...] = tuple(f'logit_{c}' for c in CLASSES)
 "Logit columns of the saved per-clip logits, in `CLASSES` order."
+
+def seed_means(results: pd.DataFrame) -> pd.DataFrame:
+    "The results table (`RESULT_COLUMNS`) of rows that may carry a `seed` column: each value the mean across seeds, in first-seen order."
+    if 'seed' not in results: return results
+    if results['seed'].nunique() <= 1: return results.drop(columns='seed').reset_index(drop=True)
+    return results.groupby(list(RESULT_COLUMNS[:-1]), sort=False)['value'].mean().reset_index()[list(RESULT_COLUMNS)]
 
 def store_fingerprint(store: EmbeddingStore) -> dict:
     "What identifies a store's content for reuse: backbone, dim, clip count, frame count, hash of its index."
@@ -81,22 +87,31 @@ def _store_labels(store: EmbeddingStore) -> np.ndarray:
 
 def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[str, EmbeddingStore], out,
                priors: Mapping[str, np.ndarray], config: TrainConfig = TrainConfig(), protocol: str = PROTOCOLS[0],
-               device=None, retrain: bool = False, progress: bool = False) -> pd.DataFrame:
-    "Train (or reuse) the head of `train`, save logits for `train` and every corpus of `tests`, return its result rows."
+               device=None, retrain: bool = False, progress: bool = False,
+               seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Train (or reuse) the heads of `train`, one per seed of `seeds` (default `[config.seed]`), trained together on the
+    split and batch order of `config.seed`; save logits for `train` and every corpus of `tests`; return the result rows
+    of every seed (`RESULT_COLUMNS` and `seed`). `metrics.csv` holds the same rows (the `seed` column only when there are several seeds)."""
     L, slug = Layout(out), backbone_slug(backbone)
+    seeds = [int(config.seed)] if seeds is None else [int(s) for s in seeds]
+    where = lambda s: None if s == seeds[0] else s      # the first seed's files where a one-seed run keeps them
     store = stores[train]
     if len(store.index) < 2: raise SerevalError(f'{store.folder}: {len(store.index)} clip(s); at least 2 are needed to train and test')
     held_out, applied = make_split(store.index, protocol, config.test_size, config.seed, dim=store.dim)
     want = {'backbone': backbone, 'train': train, 'config': config.to_dict(), 'protocol_requested': protocol,
             'protocol': applied, 'store': store_fingerprint(store), 'dim': store.dim}
+    if seeds != [config.seed]: want['seeds'] = seeds
     run_json = L.run_state(slug, train)
     done = read_json(run_json, 'run state') if run_json.exists() and not retrain else {}
-    reuse = bool(done) and {k: done.get(k) for k in want} == json.loads(json.dumps(want)) and L.model(slug, train).exists()
+    reuse = (bool(done) and {k: done.get(k) for k in want} == json.loads(json.dumps(want))
+             and all(L.model(slug, train, where(s)).exists() for s in seeds))
     device = resolve_device(device)
     if reuse:
-        model = FrameMLP(store.dim, config.hidden, NUM_CLASSES, config.dropout)
-        model.load_state_dict(torch.load(L.model(slug, train), map_location='cpu', weights_only=True))
-        model = model.to(device).eval()
+        models = []
+        for s in seeds:
+            model = FrameMLP(store.dim, config.hidden, NUM_CLASSES, config.dropout)
+            model.load_state_dict(torch.load(L.model(slug, train, where(s)), map_location='cpu', weights_only=True))
+            models.append(model.to(device).eval())
         logits_done = done.get('logits', {})
     else:
         if run_json.exists(): run_json.unlink()          # the old run no longer counts as done
@@ -104,35 +119,37 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         keep = ~held_out
         t = time.time()
         try: model = train_head(store.frames, starts[keep], lengths[keep], _store_labels(store)[keep], config,
-                                device=device, progress=f'{train}' if progress else False)
+                                device=device, progress=f'{train}' if progress else False, seeds=seeds)
         except SerevalError as e: raise SerevalError(f'{store.folder}: {e}') from None   # name the store with NaN frames
         want['train_seconds'] = round(time.time() - t, 2)
         want['train_loss'] = [round(x, 5) for x in model.train_loss]
-        atomic_write(L.model(slug, train), lambda tmp: torch.save(model.state_dict(), tmp))
+        models = [model] if len(seeds) == 1 else [m.to(device) for m in model.heads()]
+        for s, m in zip(seeds, models): atomic_write(L.model(slug, train, where(s)), lambda tmp, m=m: torch.save(m.state_dict(), tmp))
         logits_done = {}
     record = {**done, **want} if reuse else want
     record['logits'] = {}
     rows = []
-    for test in [train, *[t for t in tests if t != train]]:
-        s = stores[test]
-        fp = store_fingerprint(s)
-        path = L.logits(slug, train, test)
-        if logits_done.get(test) == fp and path.exists(): df = pd.read_parquet(path)
-        else:
-            try: z = predict_logits(model, s.frames, *_store_clips(s), device=device)
-            except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
-            split = np.where(held_out, 'test', 'train') if test == train else np.full(len(s.index), 'ood')
-            df = logits_frame(s, z, split)
-            write_frame(path, df)
-        record['logits'][test] = fp
-        if test == train:
-            rows += [(backbone, train, test, 'in', 'none', applied, m, v) for m, v in pair_metrics(df, 'in').items()]
-        else:
-            for rule in RULES:
-                ms = pair_metrics(df, 'out', priors[train], priors[test], rule)
-                rows += [(backbone, train, test, 'out', rule, applied, m, v) for m, v in ms.items()]
-    res = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-    write_frame(L.run_metrics(slug, train), res)
+    for seed, model in zip(seeds, models):
+        for test in [train, *[t for t in tests if t != train]]:
+            s = stores[test]
+            fp = store_fingerprint(s)
+            path = L.logits(slug, train, test, where(seed))
+            if logits_done.get(test) == fp and path.exists(): df = pd.read_parquet(path)
+            else:
+                try: z = predict_logits(model, s.frames, *_store_clips(s), device=device)
+                except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
+                split = np.where(held_out, 'test', 'train') if test == train else np.full(len(s.index), 'ood')
+                df = logits_frame(s, z, split)
+                write_frame(path, df)
+            record['logits'][test] = fp
+            if test == train:
+                rows += [(backbone, train, test, 'in', 'none', applied, m, v, seed) for m, v in pair_metrics(df, 'in').items()]
+            else:
+                for rule in RULES:
+                    ms = pair_metrics(df, 'out', priors[train], priors[test], rule)
+                    rows += [(backbone, train, test, 'out', rule, applied, m, v, seed) for m, v in ms.items()]
+    res = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, 'seed'])
+    write_frame(L.run_metrics(slug, train), seed_means(res) if len(seeds) == 1 else res)   # per-seed rows when several
     record['priors'] = {c: [float(x) for x in priors[c]] for c in [train, *tests]}
     write_json(run_json, record)
     return res
@@ -150,12 +167,23 @@ def results_matrix(results: pd.DataFrame, metric: str = 'macro_f1', rule: str = 
     return m
 
 def write_tables(results: pd.DataFrame, out, backbone: str, rule: str = 'paper') -> list[Path]:
-    "Write the results table, the matrices of every metric under `rule`, and under every rule in `by_rule/`."
+    """Write the results table, the matrices of every metric under `rule`, and under every rule in `by_rule/`. Rows of
+    several seeds (a `seed` column) are averaged across seeds first; each seed's matrices and their standard deviation
+    go to `matrices/seeds/`, the per-seed rows to `results/seeds/`."""
     L, slug = Layout(out), backbone_slug(backbone)
+    per_seed = results if 'seed' in results and results['seed'].nunique() > 1 else None
+    results = seed_means(results)
     paths = [write_frame(L.results(slug), results)]
     for metric in METRICS:
         for r, main in [(rule, True)] + [(r, False) for r in RULES]:
             paths.append(write_frame(L.matrix(metric, slug, None if main else r), results_matrix(results, metric, r), index=True))
+    if per_seed is not None:
+        paths.append(write_frame(L.seed_results(slug), per_seed))
+        std = per_seed.groupby(list(RESULT_COLUMNS[:-1]), sort=False)['value'].std(ddof=1).reset_index()
+        for metric in METRICS:
+            for s, part in per_seed.groupby('seed', sort=False):
+                paths.append(write_frame(L.seed_matrix(metric, slug, s), results_matrix(part, metric, rule), index=True))
+            paths.append(write_frame(L.seed_matrix(metric, slug, 'std'), results_matrix(std, metric, rule), index=True))
     return paths
 
 # %% ../nbs/11_benchmark.ipynb #858e8a78
@@ -168,8 +196,10 @@ def run_grid(backbone: str,                         # backbone name (its store f
              config: TrainConfig = TrainConfig(),
              protocol: str = PROTOCOLS[0],          # in-domain split: 'random' (the paper) or 'speaker'
              rule: str = 'paper',                   # rule of the off-diagonal cells of `matrices/<metric>/`
-             device=None, retrain: bool = False, progress: bool = True) -> pd.DataFrame:
-    "Train and evaluate the head for every training corpus of one backbone; writes everything under `out`; returns the results table."
+             device=None, retrain: bool = False, progress: bool = True,
+             seeds: Sequence[int] | None = None,    # one head per seed (default: `[config.seed]`), see `run_corpus`
+            ) -> pd.DataFrame:
+    "Train and evaluate the head for every training corpus of one backbone; writes everything under `out`; returns the results table (the mean across seeds)."
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
     store_root = Layout(out).embeddings if store_root is None else Path(store_root)
@@ -202,9 +232,10 @@ def run_grid(backbone: str,                         # backbone name (its store f
     parts = []
     for train in tqdm(train_corpora, desc=f'{backbone_slug(backbone)}: training corpora', disable=not progress):
         tests = [t for a, t in pairs if a == train]
-        parts.append(run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress))
+        parts.append(run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress, seeds))
     results = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(RESULT_COLUMNS))
     write_tables(results, out, backbone, rule)
+    results = seed_means(results)
     results.attrs['skipped'] = skipped
     return results
 

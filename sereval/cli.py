@@ -15,7 +15,7 @@ from .errors import SerevalError
 # %% auto #0
 __all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'THREADS', 'BACKBONE_LISTING',
            'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg', 'OneOf', 'positive', 'options_from',
-           'Command', 'command_parser', 'main']
+           'seed_list', 'SEEDS', 'Command', 'command_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #2e0de4c8
 def comma_list(text: str) -> list[str]:
@@ -148,6 +148,18 @@ def _config(a: argparse.Namespace, base=None):
     given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
     return replace(base if base is not None else TrainConfig(), **given)
 
+def seed_list(text: str) -> list[int]:
+    "`'34,35,36'` → `[34, 35, 36]`: distinct whole numbers."
+    try: seeds = [int(x) for x in comma_list(text)]
+    except ValueError: raise argparse.ArgumentTypeError(f'expected comma-separated whole numbers, got {text!r}') from None
+    if len(set(seeds)) != len(seeds): raise argparse.ArgumentTypeError(f'seeds repeat: {text!r}')
+    return seeds
+
+def SEEDS(default: str) -> Arg:
+    "`--seeds`: one head per seed, trained together; the split and batch order stay `--seed`'s."
+    return arg('--seeds', type=seed_list, metavar='A,B',
+               help=f"training seeds, one head each, trained together (the split and batch order are --seed's; default: {default})")
+
 # %% ../nbs/99_cli.ipynb #65e0680b
 def _scan_args():
     return [arg('root', metavar='ROOT', help='data root holding one folder per corpus (`sereval corpora` lists them)'), CORPORA, FOLDER,
@@ -234,7 +246,7 @@ def _embed(a):
 # %% ../nbs/99_cli.ipynb #782cb3b5
 def _train_args():
     return [BACKBONE, DATA_ROOT.but(required=True), OUT, CORPORA, FOLDER,
-            *_training(), *_adjustment(), DEVICE, THREADS,
+            *_training(), SEEDS('--seed alone'), *_adjustment(), DEVICE, THREADS,
             arg('--retrain', action='store_true', help='train again even where a finished run exists'), QUIET_PROGRESS]
 
 def _train(a):
@@ -245,7 +257,8 @@ def _train(a):
         import torch
         torch.set_num_threads(a.threads)
     run = run_backbone(a.backbone, a.data_root, a.out, corpora=a.corpora, config=_config(a), protocol=a.protocol,
-                       rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress)
+                       rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress,
+                       seeds=a.seeds)
     summary = summarize(run.results)
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
@@ -278,7 +291,8 @@ def _reproduce_args():
     return [DATA_ROOT.but(help='folder of corpora; omit it for the offline demo'),
             arg('--backbones', type=comma_list, metavar='A,B',
                 help=f"backbones (default: the demo's {_show(demo.backbones)}; with --data-root the paper's ten)"),
-            OUT, CORPORA, DEVICE, *_training(unset=True, notes=notes), *_adjustment(),
+            OUT, CORPORA, DEVICE, *_training(unset=True, notes=notes),
+            SEEDS(f"the demo's {_show(demo.seeds)}; with --data-root --seed alone"), *_adjustment(),
             arg('--demo-size', type=positive(), metavar='X', default=demo.size, help='scale of the demo corpora'),
             arg('--demo-seed', type=positive(int, zero=True), metavar='N', default=demo.seed, help='seed of the demo corpora'),
             arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
@@ -293,7 +307,7 @@ def _reproduce(a):
     given = {f.name for f in fields(TrainConfig) if getattr(a, f.name) is not None}
     from sereval.pipeline import default_config
     base = default_config(a.data_root)                            # as `reproduce` chooses when given no config
-    reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None,
+    reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None, seeds=a.seeds,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
               paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress)
 
@@ -317,7 +331,7 @@ def _reproduce_jobs(a):
     run_jobs(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, default_config(a.data_root)) if given else None,
              protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
              paper=a.paper, kernel=a.kernel, threads=a.threads, executor=a.executor, resources=resources, wait=a.wait,
-             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress)
+             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress, seeds=a.seeds)
 
 def _status_args():
     return [OUT, arg('--all', dest='all_jobs', action='store_true', help='list the jobs that are done too')]
@@ -382,7 +396,8 @@ COMMANDS: dict[str, Command] = {
     **{f'bench {b}': Command(h, f'bench.bench_{b}', *_bench(b)) for b, h in (
         ('store', 'read speed and disk use of the store versus one file per clip'),
         ('extract', 'extraction throughput of the offline backbones and a random Whisper'),
-        ('train', 'training throughput of the head and its peak memory'))},
+        ('train', 'training throughput of the head and its peak memory'),
+        ('seeds', 'time of k seeds\' heads trained together relative to one alone'))},
     'backbones': Command('list the registered backbones and their aliases', 'backbones.backbone_table', lambda: [], _backbones),
     'corpora': Command('list the corpora that scan can parse and the layout each expects', 'recipes.recipes_table',
                        lambda: [], _corpora),

@@ -287,11 +287,12 @@ def run_jobs(data_root=None,                           # corpora root; None: the
              dry_run: bool = False,                    # print the jobs and their estimated cost, run nothing
              rates=None,                               # file of speeds from `sereval bench extract --save` (for the estimate)
              poll: float = 10.0,                       # seconds between two looks at Slurm's queue
-             quiet: bool = False):
+             quiet: bool = False,
+             seeds: Sequence[int] | None = None):       # seeds of the heads (default: the demo's `DEMO.seeds`, or `[config.seed]`)
     "Run the benchmark as jobs with `executor` (or only plan it): the status table, or the plan table of a dry run."
     if executor not in EXECUTORS: raise SerevalError(f'unknown executor {executor!r}; expected one of {EXECUTORS}')
     grid = prepare_grid(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed,
-                        paper, kernel, threads, quiet=quiet)
+                        paper, kernel, threads, quiet=quiet, seeds=seeds)
     if dry_run:
         table = estimate(plan(grid), grid, read_rates(rates))
         if not quiet:

@@ -4,6 +4,8 @@
 
 # %% ../nbs/08_head.ipynb #193b2ba3
 from __future__ import annotations
+import copy
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -12,7 +14,7 @@ from .batches import segment_ids
 from .taxonomy import NUM_CLASSES
 
 # %% auto #0
-__all__ = ['segment_mean', 'Dropout', 'FrameMLP']
+__all__ = ['segment_mean', 'Dropout', 'FrameMLP', 'StackedFrameMLP']
 
 # %% ../nbs/08_head.ipynb #f910b9c9
 def segment_mean(x: torch.Tensor,     # [F, C] values of all frames of a packed batch
@@ -64,3 +66,65 @@ class FrameMLP(nn.Module):
         the input gradient of the first layer is never computed because the frames do not require a gradient."""
         fwd = 2 * n_frames * (dim * hidden + hidden * n_classes)
         return fwd + (2 * n_frames * (dim * hidden + 2 * hidden * n_classes) if training else 0)
+
+# %% ../nbs/08_head.ipynb #dbb6515c
+def _cuda_devices() -> list[int]:
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+def _rng_state() -> tuple:
+    "The global random state: the CPU generator's and every CUDA device's."
+    return (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in _cuda_devices()])
+
+def _set_rng_state(state: tuple):
+    torch.set_rng_state(state[0])
+    for d, s in zip(_cuda_devices(), state[1]): torch.cuda.set_rng_state(s, d)
+
+# %% ../nbs/08_head.ipynb #3c4dac1a
+class StackedFrameMLP(nn.Module):
+    "`k` `FrameMLP` heads, one per seed, trained together: each packed batch is read once and every head computes on it."
+    def __init__(self, dim: int, seeds: Sequence[int], hidden: int = 512, n_classes: int = NUM_CLASSES, dropout: float = 0.1):
+        super().__init__()
+        self.dim, self.hidden, self.n_classes, self.seeds = dim, hidden, n_classes, [int(s) for s in seeds]
+        if not self.seeds: raise ValueError('StackedFrameMLP needs at least one seed')
+        heads, self.rng_states = [], []
+        with torch.random.fork_rng(devices=[]):        # the global generator is left as it was
+            for s in self.seeds:
+                torch.manual_seed(s)
+                heads.append(FrameMLP(dim, hidden, n_classes, dropout))   # the lone head's initialisation ...
+                self.rng_states.append(_rng_state())                     # ... and where its dropout stream continues
+        self.mlps = nn.ModuleList(heads)
+
+    @property
+    def k(self) -> int:
+        "Number of heads."
+        return len(self.seeds)
+
+    def _each(self, fn) -> list[torch.Tensor]:
+        "`fn(head)` for every head; in training, each inside its own random stream (the global generator is left alone)."
+        if not self.training: return [fn(h) for h in self.mlps]
+        out = []
+        for i, h in enumerate(self.mlps):
+            with torch.random.fork_rng(devices=_cuda_devices()):
+                _set_rng_state(self.rng_states[i])
+                out.append(fn(h))
+                self.rng_states[i] = _rng_state()
+        return out
+
+    def frame_logits(self, frames: torch.Tensor) -> torch.Tensor:
+        "Logits of every frame under every head: `[F, dim] -> [F, k, n_classes]`."
+        return torch.stack(self._each(lambda h: h.frame_logits(frames)), 1)
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        "Pooled logits `[B, k, n_classes]` of a packed batch, every head's."
+        lengths = torch.as_tensor(lengths, dtype=torch.int64, device=frames.device)
+        if segments is None: segments = segment_ids(lengths)
+        return torch.stack(self._each(lambda h: h(frames, lengths, segments)), 1)
+
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        "Clip each head's gradient to norm `max_norm` on its own (`nn.utils.clip_grad_norm_` per head); returns the `k` norms."
+        return torch.stack([nn.utils.clip_grad_norm_(h.parameters(), max_norm) for h in self.mlps])
+
+    @torch.no_grad()
+    def heads(self) -> list[FrameMLP]:
+        "The `k` heads as separate `FrameMLP`s (copies, eval mode, on the CPU)."
+        return [copy.deepcopy(h).cpu().eval() for h in self.mlps]

@@ -43,6 +43,7 @@ class Grid:
     kernel: str = 'python3'                 # jupyter kernel of the report notebook
     files_skipped: int = 0                  # files the scan skipped
     demo: bool = False                      # the offline demo (synthetic corpora, weights-free backbones)
+    train_seeds: tuple[int, ...] = ()       # seeds of the heads (empty: the training setup's seed)
 
     @property
     def config(self) -> TrainConfig:
@@ -51,7 +52,7 @@ class Grid:
     @property
     def seeds(self) -> list[int]:
         "The seeds a training job trains (all of them in one job)."
-        return [self.config.seed]
+        return [int(s) for s in self.train_seeds] or [self.config.seed]
     def to_dict(self) -> dict:
         "The grid as JSON-ready data."
         return asdict(self)
@@ -59,7 +60,7 @@ class Grid:
     def from_dict(cls, d: Mapping) -> Grid:
         "A grid from `to_dict`'s data."
         names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if k in ('backbones', 'corpora') else v for k, v in d.items() if k in names})
+        return cls(**{k: tuple(v) if k in ('backbones', 'corpora', 'train_seeds') else v for k, v in d.items() if k in names})
 
 def read_grid(out) -> Grid:
     "The grid of the run in `out` (written by `prepare_grid`)."
@@ -77,7 +78,9 @@ def prepare_grid(data_root=None,                          # corpora root; None: 
                  demo_size: float = DEMO.size, demo_seed: int = DEMO.seed,
                  paper: bool = True, kernel: str = 'python3',
                  threads: int | None = None,              # torch threads per job (default: the demo's, else the job's CPUs)
-                 folders: Mapping[str, str] | None = None, quiet: bool = False) -> Grid:
+                 folders: Mapping[str, str] | None = None, quiet: bool = False,
+                 seeds: Sequence[int] | None = None,      # seeds of the heads (default: the demo's `DEMO.seeds`, or `[config.seed]`)
+                ) -> Grid:
     "Scan the corpora and write the grid of a run into `<out>/jobs/grid.json`."
     check_choices(protocol, rule)
     given, out = Path(out), Path(out).resolve()
@@ -99,7 +102,8 @@ def prepare_grid(data_root=None,                          # corpora root; None: 
     grid = Grid(out=str(out), data_root=str(root), backbones=tuple(backbones), corpora=tuple(sorted(clips.index)),
                 clips={c: int(n) for c, n in clips.items()}, clusters={k: list(v) for k, v in clusters.items()},
                 train=config.to_dict(), protocol=protocol, rule=rule, device=device, threads=threads, paper=paper,
-                kernel=kernel, files_skipped=int(len(skipped)), demo=demo)
+                kernel=kernel, files_skipped=int(len(skipped)), demo=demo,
+                train_seeds=tuple(int(s) for s in (seeds or (DEMO.seeds if demo else [config.seed]))))
     write_json(Layout(out).jobs/'grid.json', grid.to_dict())
     return grid
 
@@ -149,7 +153,7 @@ def is_done(job: Job, grid: Grid) -> bool:
         s = open_store(L.embeddings, job.backbone, job.corpus)
         return s.complete and s.meta.get('manifest_clips') == grid.clips.get(job.corpus)
     if job.kind == 'train':
-        if not train_finished(job.backbone, grid.out, job.corpus, grid.config, grid.protocol): return False
+        if not train_finished(job.backbone, grid.out, job.corpus, grid.config, grid.protocol, grid.seeds): return False
         from sereval.benchmark import store_fingerprint
         stores = usable_stores(job.backbone, grid.out, [job.corpus, *_partners(grid, job.corpus)])[0]
         done = read_json(L.run_state(backbone_slug(job.backbone), job.corpus), 'run state')
@@ -209,10 +213,10 @@ def _run_step(job: Job, grid: Grid):
         extract_step(job.backbone, grid.out, [job.corpus], device=grid.device, progress=False)
     elif job.kind == 'train':
         train_step(job.backbone, grid.out, job.corpus, list(grid.corpora), grid.clusters, c, grid.protocol,
-                   device=grid.device, progress=False)
+                   device=grid.device, progress=False, seeds=grid.seeds)
     elif job.kind == 'finish':
         finish_step(job.backbone, grid.out, grid.data_root, list(grid.corpora), grid.clusters, c, grid.protocol,
-                    grid.rule, files_skipped=grid.files_skipped)
+                    grid.rule, files_skipped=grid.files_skipped, seeds=grid.seeds)
     elif job.kind == 'report':
         from sereval.reproduce import REPORT_NOTEBOOK, run_notebook
         L = Layout(grid.out)

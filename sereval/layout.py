@@ -108,12 +108,15 @@ class Layout:
     def run(self, backbone: str, train: str) -> Path:
         "Folder of the heads trained on corpus `train`."
         return self.runs(backbone)/train
-    def logits(self, backbone: str, train: str, test: str) -> Path:
-        "Test logits of the heads trained on `train`, on corpus `test`."
-        return self.run(backbone, train)/'logits'/f'{test}.parquet'
-    def model(self, backbone: str, train: str) -> Path:
-        "Trained head's weights."
-        return self.run(backbone, train)/'model.pt'
+    def seed_run(self, backbone: str, train: str, seed: int | None = None) -> Path:
+        "Folder of the head of `seed` trained on `train`: the run's folder for its first seed (`None`), else `seeds/<seed>/` inside it."
+        return self.run(backbone, train) if seed is None else self.run(backbone, train)/'seeds'/str(int(seed))
+    def logits(self, backbone: str, train: str, test: str, seed: int | None = None) -> Path:
+        "Test logits of the heads trained on `train`, on corpus `test` (of `seed`'s head; `None`: the run's first seed)."
+        return self.seed_run(backbone, train, seed)/'logits'/f'{test}.parquet'
+    def model(self, backbone: str, train: str, seed: int | None = None) -> Path:
+        "Trained head's weights (of `seed`'s head; `None`: the run's first seed)."
+        return self.seed_run(backbone, train, seed)/'model.pt'
     def run_state(self, backbone: str, train: str) -> Path:
         "What the run of `train` was and which logits it wrote (a rerun reuses them when unchanged)."
         return self.run(backbone, train)/'run.json'
@@ -127,6 +130,12 @@ class Layout:
         "The matrix file of `metric`: the run's main rule when `rule` is None, else that rule's copy under `by_rule/`."
         base = self.out/'matrices' if rule is None else self.out/'matrices'/'by_rule'/rule
         return base/metric/f'{backbone}.csv'
+    def seed_results(self, backbone: str) -> Path:
+        "Every (train, test) metric of every seed of one backbone, one row each (a `seed` column; written with several seeds)."
+        return self.out/'results'/'seeds'/f'{backbone}.csv'
+    def seed_matrix(self, metric: str, backbone: str, which) -> Path:
+        "The matrix of `metric` under the run's rule of one seed's heads (`which` a seed) or the standard deviation across seeds (`which='std'`); the main matrix is the mean."
+        return self.out/'matrices'/'seeds'/str(which)/metric/f'{backbone}.csv'
     @property
     def tables(self) -> Path:
         "Folder of the rendered tables."

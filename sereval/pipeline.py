@@ -28,6 +28,7 @@ class DemoConfig:
     size: float = 1.0                                       # scale of the synthetic corpora (`sereval.synth.make_demo`)
     seed: int = 0                                           # seed of the synthetic corpora
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3))  # the paper's setup at lr 1e-3
+    seeds: tuple[int, ...] = (34, 35, 36)                   # training seeds: one head each, trained together (the paper's 34 first)
     threads: int = 1                                        # torch threads per backbone: the small head trains fastest on one
     jobs: int = 2                                           # backbones run at once (one kernel each)
 
@@ -94,8 +95,8 @@ def usable_stores(backbone: str, out, corpora: Sequence[str]) -> tuple[dict, dic
 
 def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                config: TrainConfig, protocol: str = PROTOCOLS[0], device=None, retrain: bool = False,
-               progress: bool = False) -> pd.DataFrame:
-    "Step 4 for one training corpus: train (or reuse) its head, test it on the other corpora of its cluster among `corpora`."
+               progress: bool = False, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    "Step 4 for one training corpus: train (or reuse) its heads (one per seed), test them on the other corpora of its cluster among `corpora`."
     from sereval.benchmark import corpus_priors, run_corpus
     partners = {t for a, t in ood_pairs(clusters, corpora) if a == train}
     stores, skipped = usable_stores(backbone, out, [c for c in corpora if c == train or c in partners])
@@ -103,36 +104,41 @@ def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters:
         raise SerevalError(f'store {Layout(out).store(backbone_slug(backbone), train)} cannot be used: {skipped[train]}')
     tests = [t for a, t in ood_pairs(clusters, list(stores)) if a == train]
     priors = {c: corpus_priors(c, out, s)[0] for c, s in stores.items()}
-    return run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress)
+    return run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress, seeds)
 
-def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol: str = PROTOCOLS[0]) -> bool:
-    "Whether the head of `train` was trained with `config` and `protocol` and its result rows written (`train_step` done)."
+def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol: str = PROTOCOLS[0],
+                   seeds: Sequence[int] | None = None) -> bool:
+    "Whether the heads of `train` were trained with `config`, `protocol` and `seeds` and their result rows written (`train_step` done)."
     L, slug = Layout(out), backbone_slug(backbone)
     if not (L.run_state(slug, train).exists() and L.run_metrics(slug, train).exists()): return False
     try: done = read_json(L.run_state(slug, train), 'run state')
     except SerevalError: return False
-    return done.get('config') == config.to_dict() and done.get('protocol_requested') == protocol
+    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+    return (done.get('config') == config.to_dict() and done.get('protocol_requested') == protocol
+            and done.get('seeds', [config.seed]) == seeds)
 
 def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                 config: TrainConfig, protocol: str = PROTOCOLS[0], rule: str = 'paper',
-                files_skipped: int = 0) -> tuple[pd.DataFrame, RunRecord]:
+                files_skipped: int = 0, seeds: Sequence[int] | None = None) -> tuple[pd.DataFrame, RunRecord]:
     "Step 5: gather every training corpus's result rows; write the results table, the matrices and, last, the run record."
     import pandas as pd
-    from sereval.benchmark import write_tables
+    from sereval.benchmark import seed_means, write_tables
     L, slug = Layout(out), backbone_slug(backbone)
+    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
     stores, skipped = usable_stores(backbone, out, corpora)
     trains = [c for c in corpora if c in stores]
     if not trains: raise SerevalError(f'no usable store for {backbone!r} under {L.embeddings/slug}: '
                                       + '; '.join(f'{c}: {why}' for c, why in skipped.items()))
-    unfinished = [c for c in trains if not train_finished(backbone, out, c, config, protocol)]
+    unfinished = [c for c in trains if not train_finished(backbone, out, c, config, protocol, seeds)]
     if unfinished: raise SerevalError(f'{backbone}: the training of {unfinished} is not finished; train them first')
     results = pd.concat([pd.read_csv(L.run_metrics(slug, c), keep_default_na=False, na_values=['']) for c in trains],
                         ignore_index=True)
-    write_tables(results, out, backbone, rule)
+    write_tables(results, out, backbone, rule)                         # per-seed rows (a `seed` column) when several seeds
+    results = seed_means(results)
     applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
     record = RunRecord(backbone=backbone, slug=slug, corpora=sorted(set(results['train']) | set(results['test'])),
                        clusters={k: list(v) for k, v in clusters.items()}, rule=rule, protocol=protocol,
-                       train=config.to_dict(), seeds=[config.seed], data_root=str(Path(data_root).resolve()),
+                       train=config.to_dict(), seeds=seeds, data_root=str(Path(data_root).resolve()),
                        extra={'protocol_applied': applied, 'files_skipped': int(files_skipped), 'stores_skipped': skipped})
     write_record(out, record)
     return results, record
@@ -159,18 +165,22 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  device=None,                           # 'cpu', 'cuda', ...; None: CUDA when available
                  folders: Mapping[str, str] | None = None,  # corpus -> folder name, where not found by name
                  retrain: bool = False,                 # train again even where a finished run exists
-                 progress: bool = True) -> BackboneRun:
+                 progress: bool = True,
+                 seeds: Sequence[int] | None = None,    # training seeds, one head each (default: `[config.seed]`); the split is `config.seed`'s
+                ) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
     from tqdm import tqdm
     config = TrainConfig() if config is None else config
     from sereval.backbones import pick_device
     pick_device(device)                                  # an unusable --device fails before anything is written
     check_choices(protocol, rule)
+    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
     manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders)
     names = sorted(set(manifest.corpus))
     embedded = extract_step(backbone, out, names, device=device, progress=progress)
     for train in tqdm(names, desc=f'{backbone_slug(backbone)}: training corpora', disable=not progress):
-        train_step(backbone, out, train, names, clusters, config, protocol, device=device, retrain=retrain, progress=progress)
-    results, record = finish_step(backbone, out, data_root, names, clusters, config, protocol, rule, files_skipped=len(skipped))
+        train_step(backbone, out, train, names, clusters, config, protocol, device=device, retrain=retrain, progress=progress,
+                   seeds=seeds)
+    results, record = finish_step(backbone, out, data_root, names, clusters, config, protocol, rule, files_skipped=len(skipped),
+                                  seeds=seeds)
     return BackboneRun(manifest, skipped, clusters, embedded, results, record)
-

@@ -194,7 +194,7 @@ class TrainConfig:
     batch_size: int = 32           # clips per batch
     warmup: float = 0.1            # fraction of the one-cycle schedule spent warming up
     grad_clip: float = 0.5         # max gradient norm
-    seed: int = 34                 # seeds the head's initialisation, dropout, batch order and the split
+    seed: int = 34                 # seeds the split, the batch order and the head's initialisation and dropout (several heads: `seeds`)
     test_size: float = 0.2         # held-out fraction of the training corpus (in-domain test)
 
     def __post_init__(self): _check_config(self)   # every entry point (library, command line, notebooks) is checked here

@@ -22,11 +22,15 @@ from .metrics import HEADLINE
 from .results import (TABLE_METRICS, backbone_facts, backbone_labels, compare_with_paper, corpus_order,
                              corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, results_table,
                              run_clusters, run_records, store_seconds, table_rules, id_ood)
+from .errors import SerevalError
+from .uncertainty import (friedman_test, paired_tests, paper_friedman, paper_side_by_side, paper_verdict,
+                                 run_intervals)
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'to_markdown', 'write_table', 'table3_markdown', 'table1_markdown', 'table2_markdown',
            'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'table3_rules', 'plot_confusion',
-           'plot_confusions', 'plot_leakage', 'render_paper', 'show_png', 'render_diagnostics', 'render_report']
+           'plot_confusions', 'plot_leakage', 'interval_text', 'table3_intervals', 'plot_critical_difference',
+           'paired_markdown', 'render_paper', 'show_png', 'render_diagnostics', 'render_report']
 
 # %% ../nbs/13_report.ipynb #91623f92
 METRIC_LABELS = {'macro_f1': 'macro F1', 'accuracy': 'accuracy', 'weighted_f1': 'weighted F1',
@@ -62,6 +66,9 @@ def table3_markdown(t3: pd.DataFrame) -> pd.DataFrame:
     for m in TABLE_METRICS:
         for d, D in (('id', 'ID'), ('ood', 'OOD')):
             cols[f'{m}_{d}'] = f'{METRIC_LABELS[m]} {D}'
+    t3 = t3.copy()
+    for c in [c for c in cols if f'{c}_low' in t3]:   # a value with its interval: `0.777 [0.75, 0.80]`
+        t3[c] = [interval_text(v, l, h) for v, l, h in zip(t3[c], t3[f'{c}_low'], t3[f'{c}_high'])]
     return t3[[c for c in cols if c in t3]].rename(columns=cols)
 
 def table1_markdown(t1: pd.DataFrame) -> pd.DataFrame:
@@ -125,10 +132,12 @@ def _cluster_ticks(ax, cols: Sequence[str], clusters: Mapping[str, Sequence[str]
 
 def plot_corpus_averages(data: pd.DataFrame, clusters: Mapping[str, Sequence[str]], title: str, xlabel: str,
                          metric: str = HEADLINE, labels: Mapping[str, str] | None = None,
-                         mean: Mapping[str, float] | None = None, flagged: pd.DataFrame | None = None):
+                         mean: Mapping[str, float] | None = None, flagged: pd.DataFrame | None = None,
+                         intervals: tuple[pd.DataFrame, pd.DataFrame] | None = None):
     """Heatmap of `data` (corpora x backbones, e.g. `ood_by_train`) as backbones (rows) x corpora (columns) plus a last
     column: `mean` per backbone (the all-pairs mean, Table 3's) when given, else the mean over corpora. `flagged`
-    (corpora x backbones, share of flagged cells in each average) marks averages with flagged cells `*`, boxes all-flagged ones."""
+    (corpora x backbones, share of flagged cells in each average) marks averages with flagged cells `*`, boxes all-flagged ones.
+    `intervals`: `(low, high)` shaped like `data`; each cell then shows half its interval's width below its value."""
     from matplotlib.patches import Rectangle
     plt, sns = _plt()
     d = data.T.copy()
@@ -142,7 +151,12 @@ def plot_corpus_averages(data: pd.DataFrame, clusters: Mapping[str, Sequence[str
     fig, ax = plt.subplots(figsize=(width, max(3.2, CELL * d.shape[0] + 2.6)))
     annot = _annotations(d)
     if fl is not None: annot[:, :-1] = np.where(fl > 0, annot[:, :-1].astype(str) + '*', annot[:, :-1])
-    sns.heatmap(d, annot=annot, fmt='', vmin=0, vmax=vmax, cmap='viridis', ax=ax, annot_kws={'fontsize': FONT},
+    if intervals is not None:
+        half = ((intervals[1] - intervals[0]) / 2).reindex(index=data.index, columns=data.columns).T.to_numpy(dtype=float)
+        pm = np.vectorize(lambda v: '' if not np.isfinite(v) else '\n±' + re.sub(r'^0\.', '.', f'{v:.2f}'), otypes=[object])(half)
+        annot[:, :-1] = annot[:, :-1] + pm
+    sns.heatmap(d, annot=annot, fmt='', vmin=0, vmax=vmax, cmap='viridis', ax=ax,
+                annot_kws={'fontsize': FONT if intervals is None else FONT - 3},
                 cbar_kws={'label': METRIC_LABELS.get(metric, metric), 'shrink': 0.8}, linewidths=0.5, linecolor='white')
     _cluster_ticks(ax, list(d.columns[:-1]), clusters)
     ax.axvline(d.shape[1] - 1, color='black', lw=2)
@@ -298,9 +312,73 @@ def plot_leakage(t: pd.DataFrame, labels: Mapping[str, str] | None = None):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/13_report.ipynb #d3248c30
+def interval_text(value: float, low: float, high: float, digits: int = 3) -> str:
+    "`0.777 [0.75, 0.80]`: a value with its interval (bounds one digit shorter), empty without a value."
+    if value is None or not np.isfinite(value): return ''
+    if low is None or not (np.isfinite(low) and np.isfinite(high)): return f'{value:.{digits}f}'
+    b = max(digits - 1, 1)
+    return f'{value:.{digits}f} [{low:.{b}f}, {high:.{b}f}]'
+
+def table3_intervals(t3: pd.DataFrame, means: pd.DataFrame, metric: str = HEADLINE) -> pd.DataFrame:
+    "Table 3 with the intervals of `means` (`sereval.uncertainty.run_intervals`' means) beside `<metric>_id` and `<metric>_ood`."
+    t3 = t3.copy()
+    m = means[(means['group'] == 'all') & means['what'].isin(['id', 'ood'])].set_index(['slug', 'rule', 'what'])
+    for d in ('id', 'ood'):
+        for side in ('low', 'high'):
+            t3[f'{metric}_{d}_{side}'] = [m[side].get((s, r, d), np.nan) for s, r in zip(t3['slug'], t3['rule'])]
+    cols = list(t3.columns)
+    for d in ('id', 'ood'):                      # each interval right after its value
+        for side in ('high', 'low'):
+            cols.remove(f'{metric}_{d}_{side}'); cols.insert(cols.index(f'{metric}_{d}') + 1, f'{metric}_{d}_{side}')
+    return t3[cols]
+
+def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str, labels: Mapping[str, str] | None = None,
+                             alpha: float = 0.05):
+    "Critical-difference diagram (`scikit_posthocs.critical_difference_diagram`): mean ranks, bars joining backbones not set apart at `alpha`."
+    import scikit_posthocs as sp
+    plt, _ = _plt()
+    name = lambda s: (labels or {}).get(s, s)
+    r = ranks.rename(index=name)
+    p = pvalues.rename(index=name, columns=name).loc[r.index, r.index]
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.32 * len(r)))
+    sp.critical_difference_diagram(r, p, ax=ax, alpha=alpha, label_props={'fontsize': FONT - 1})
+    ax.set_title(title, fontsize=FONT + 1, pad=14)
+    fig.tight_layout()
+    return fig
+
+def _ranking_files(fr, labels: Mapping[str, str], tables, figures, who: str, metric: str) -> list[Path]:
+    "The ranking table (mean ranks, the test, the pairs set apart) and the critical-difference diagram of `fr`."
+    t = pd.DataFrame({'backbone': [labels.get(s, s) for s in fr.ranks.index], 'slug': fr.ranks.index,
+                      'mean_rank': fr.ranks.to_numpy()})
+    test = ("Friedman's test" if fr.test == 'friedman' else "Wilcoxon's signed-rank test")
+    post = 'Nemenyi' if fr.test == 'friedman' else 'Wilcoxon'
+    apart = fr.apart()
+    notes = [f"{test} over {len(t)} backbones with the {fr.n_blocks} (train, test) cells they all have as blocks "
+             f"({METRIC_LABELS.get(metric, metric)}, 1 = best rank): statistic {fr.statistic:.2f}, p = {fr.p_value:.2g}.",
+             f"pairs set apart ({post}, p < 0.05): " + ('; '.join(f'{labels.get(a, a)} > {labels.get(b, b)} (p = {p:.2g})'
+                                                                  for a, b, p in apart) if apart else 'none')]
+    written = write_table(t, tables, 'rankings', f'Ranking of the backbones ({who})', notes)
+    written.append(write_frame(Path(tables)/'rankings_posthoc.csv', fr.nemenyi.rename_axis('slug'), index=True))
+    plt, _ = _plt()
+    fig = plot_critical_difference(fr.ranks, fr.nemenyi, f'Mean rank of each backbone over {fr.n_blocks} cells ({who}; '
+                                   f'bars: not apart, {post} p ≥ 0.05)', labels)
+    written += save_figure(fig, figures, 'critical_difference'); plt.close(fig)
+    return written
+
+def paired_markdown(pt: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    "The paired tests for people: backbones, cell or mean, difference with its interval, p-value."
+    name = lambda s: (labels or {}).get(s, s)
+    where = [f'{a} -> {b}' if w == 'cell' else {'id': 'in-domain mean', 'ood': 'out-of-domain mean'}[w]
+             for w, a, b in zip(pt['what'], pt['train'], pt['test'])]
+    return pd.DataFrame({'A': pt['backbone_a'].map(name), 'B': pt['backbone_b'].map(name), 'cells': where,
+                         'A - B': [interval_text(d, l, h) for d, l, h in zip(pt['diff'], pt['low'], pt['high'])],
+                         'p': pt['p_value']})
+
 # %% ../nbs/13_report.ipynb #cee075ba
 def _figures(mats: Mapping[str, pd.DataFrame], clusters, labels, fig_dir, metric, rule_note: str, who: str,
-             heatmaps: Sequence[str] | None = None, flags: pd.DataFrame | None = None) -> list[Path]:
+             heatmaps: Sequence[str] | None = None, flags: pd.DataFrame | None = None,
+             means: pd.DataFrame | None = None) -> list[Path]:
     plt, _ = _plt()
     order = corpus_order(mats.values(), clusters)
     written = []
@@ -311,9 +389,15 @@ def _figures(mats: Mapping[str, pd.DataFrame], clusters, labels, fig_dir, metric
         data = fn(mats, order)
         written.append(write_frame(Path(fig_dir)/f'{name}.csv', data.rename(columns=labels).rename_axis('corpus'), index=True))
         if data.empty: continue
+        iv = None
+        if means is not None:         # intervals of these means (`run_intervals`), shaped like `data`
+            what = 'ood_by_train' if fn is ood_by_train else 'ood_by_test'
+            m = means[means['what'] == what]
+            iv = tuple(m.pivot_table(index='group', columns='slug', values=v).reindex(index=data.index, columns=data.columns)
+                       for v in ('low', 'high'))
         fig = plot_corpus_averages(data, clusters, f"{title.format(m=METRIC_LABELS.get(metric, metric))} ({who}; {rule_note})",
                                    xlabel, metric, labels, mean=pairs,
-                                   flagged=None if flags is None else D.flag_shares(flags, by))
+                                   flagged=None if flags is None else D.flag_shares(flags, by), intervals=iv)
         written += save_figure(fig, fig_dir, name); plt.close(fig)
     for s, m in mats.items():
         if heatmaps is not None and s not in heatmaps: continue
@@ -336,7 +420,7 @@ def _paper_stamp(metric, include_extra, heatmaps) -> dict:
     from sereval import __version__
     facts = registry_table().to_csv(index=False)
     h = hashlib.sha256((P._data_text(P.RESULTS_FILE) + facts).encode()).hexdigest()
-    return {'data_sha256': h, 'sereval': __version__, 'metric': metric, 'include_extra': include_extra,
+    return {'data_sha256': h, 'sereval': __version__, 'metric': metric, 'include_extra': include_extra, 'ranking': True,
             'heatmaps': None if heatmaps is None else sorted(backbone_slug(h) for h in heatmaps),
             'diagnostics': [D.COLLAPSE_SHARE, D.CHANCE_MARGIN]}
 
@@ -377,6 +461,7 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
                            _ood_means_notes(), md=_ood_means_markdown(D.ood_means(mats[metric], clusters, flags), labels))
     written += _figures(mats[metric], clusters, labels, L.figures, metric, "paper's rule", 'published',
                         None if heatmaps is None else [backbone_slug(h) for h in heatmaps], flags)
+    written += _ranking_files(paper_friedman(metric, include_extra), labels, L.tables, L.figures, 'published matrices', metric)
     write_json(stamp_path, {**stamp, 'files': [str(f.relative_to(L.out)) for f in written]})
     if not quiet: print(f'paper: {len(written)} files under {L.out}')
     return written
@@ -452,8 +537,24 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
                         for r in rules], ignore_index=True)
         pos = {**{s: i for i, s in enumerate(slugs)}, **{r: i for i, r in enumerate(rules)}}
         t3 = t3.sort_values(['slug', 'rule'], key=lambda col: col.map(pos), kind='stable').reset_index(drop=True)
+        # Intervals of every cell and mean under every rule (a bootstrap over speakers and seeds, `sereval.uncertainty`)
+        try: cells, means = (pd.concat(x, ignore_index=True) for x in zip(*[run_intervals(out, slugs, r) for r in rules]))
+        except SerevalError as e:
+            cells = means = None
+            if not quiet: print(f'no intervals: {e}')
+        if cells is not None:
+            t3 = table3_intervals(t3, means)
+            written += write_table(cells, L.tables, 'intervals_cells', '95 % intervals of every cell (macro F1)',
+                                   ['bootstrap over the clips of each test set, grouped by speaker where the corpus has speaker ids '
+                                    '(grouped_by), and over the seeds; value: the mean over seeds (the matrix value)'],
+                                   md=cells.assign(backbone=cells['slug'].map(labels), interval=[interval_text(*v) for v in zip(cells.value, cells.low, cells.high)])
+                                   [['backbone', 'rule', 'train', 'test', 'interval', 'clips', 'groups', 'grouped_by', 'seeds']])
+            written += write_table(means, L.tables, 'intervals_means', '95 % intervals of the means (macro F1)',
+                                   ['what: id / ood means (group: all, or an OOD cluster), ood_by_train (Figure 2), ood_by_test (Figure 3)'])
         written += write_table(t3, L.tables, 'table3_results', 'Table 3: in-domain and out-of-domain scores',
-                               _table3_notes(rules, t3), md=table3_markdown(t3))
+                               _table3_notes(rules, t3) + (['[low, high]: 95 % interval of the mean (bootstrap over speakers and seeds; '
+                                                            'see intervals_means)'] if cells is not None else []),
+                               md=table3_markdown(t3))
         written += write_table(table3_rules(t3, metric), L.tables, 'table3_rules',
                                f'Table 3, {METRIC_LABELS.get(metric, metric)}: the rules side by side', _table3_notes(rules, t3))
         # Figures, under the runs' rule, flagged cells marked
@@ -461,8 +562,41 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
         clusters = run_clusters(records.values())
         run_rule = ', '.join(dict.fromkeys(r.rule for r in records.values()))
         flags = D.run_flags(out)
-        written += _figures(mats, clusters, labels, L.figures, metric, f'rule: {run_rule}', 'this run', flags=flags)
+        run_means = None if means is None or metric != HEADLINE else means[means['rule'] == means['slug'].map({s: r.rule for s, r in records.items()})]
+        written += _figures(mats, clusters, labels, L.figures, metric, f'rule: {run_rule}', 'this run', flags=flags, means=run_means)
         written += render_diagnostics(out, flags, mats, clusters, labels, records, metric)
+        # Rankings, paired tests and the paper side by side
+        if len(mats) >= 2:
+            written += _ranking_files(friedman_test(mats), labels, L.tables, L.figures, 'this run', metric)
+        if cells is not None and len(slugs) >= 2:
+            pt = paired_tests(out, slugs)
+            written += write_table(pt, L.tables, 'paired_tests', 'Paired tests: every pair of backbones on the same clips (macro F1)',
+                                   ['A - B with its 95 % interval; p: two-sided paired bootstrap p-value of no difference '
+                                    '(clips resampled by speaker for both backbones, seeds for each)'] +
+                                   [f"not paired, scored on different clips (the paper's in-domain split depends on the feature "
+                                    f"width): {labels.get(a, a)} / {labels.get(b, b)}: {', '.join(v)}"
+                                    for (a, b), v in pt.attrs.get('not_paired', {}).items() if v], md=paired_markdown(pt, labels))
+        if cells is not None and any(s in P.PAPER_BACKBONES for s in slugs):
+            run_cells = cells[cells['rule'] == cells['slug'].map({s: r.rule for s, r in records.items()})]
+            side = paper_side_by_side(run_cells, HEADLINE)
+            written += write_table(side, L.tables, 'paper_side_by_side', "This run's intervals beside the paper's cells (macro F1)",
+                                   [paper_verdict(side)])
+        # Rankings, paired tests and the paper side by side
+        if len(mats) >= 2:
+            written += _ranking_files(friedman_test(mats), labels, L.tables, L.figures, 'this run', metric)
+        if cells is not None and len(slugs) >= 2:
+            pt = paired_tests(out, slugs)
+            written += write_table(pt, L.tables, 'paired_tests', 'Paired tests: every pair of backbones on the same clips (macro F1)',
+                                   ['A - B with its 95 % interval; p: two-sided paired bootstrap p-value of no difference '
+                                    '(clips resampled by speaker for both backbones, seeds for each)'] +
+                                   [f"not paired, scored on different clips (the paper's in-domain split depends on the feature "
+                                    f"width): {labels.get(a, a)} / {labels.get(b, b)}: {', '.join(v)}"
+                                    for (a, b), v in pt.attrs.get('not_paired', {}).items() if v], md=paired_markdown(pt, labels))
+        if cells is not None and any(s in P.PAPER_BACKBONES for s in slugs):
+            run_cells = cells[cells['rule'] == cells['slug'].map({s: r.rule for s, r in records.items()})]
+            side = paper_side_by_side(run_cells, HEADLINE)
+            written += write_table(side, L.tables, 'paper_side_by_side', "This run's intervals beside the paper's cells (macro F1)",
+                                   [paper_verdict(side)])
         # Side by side with the paper
         order = corpus_order(mats.values(), clusters)
         plt, _ = _plt()

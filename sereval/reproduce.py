@@ -110,6 +110,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
               out='sereval_out',                        # output folder (see `sereval.layout.Layout`)
               corpora: Sequence[str] | None = None,     # default: every corpus found
               config: TrainConfig | None = None,        # default: the demo's (`DEMO.train`), or the paper's `TrainConfig()`
+              seeds: Sequence[int] | None = None,       # training seeds, one head each (default: the demo's `DEMO.seeds`, or `[config.seed]`)
               protocol: str = PROTOCOLS[0],             # in-domain split
               rule: str = 'paper',                      # adjustment rule of the main matrices (every rule is computed)
               device: str | None = None,                # default: CUDA when available
@@ -132,6 +133,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if not demo and not Path(data_root).is_dir(): raise SerevalError(f'data root {Path(data_root).resolve()} is not a folder')
     out.mkdir(parents=True, exist_ok=True)          # only once the input is known to exist
     config = default_config(data_root) if config is None else config
+    seeds = [int(s) for s in (seeds or (DEMO.seeds if demo else [config.seed]))]
     if demo:
         root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
         backbones = list(backbones or DEMO.backbones)
@@ -147,7 +149,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
     _check_kernel(kernel)
     common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
-                  train=config.to_dict(), protocol=protocol, rule=rule, threads=threads)
+                  train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads)
     write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))
     jobs = max(1, int(jobs or 1))
     runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common)) for b, s in zip(backbones, slugs)]

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .batches import PackedReader
 from .errors import SerevalError
-from .head import FrameMLP
+from .head import FrameMLP, StackedFrameMLP
 from .protocol import TrainConfig
 from .taxonomy import NUM_CLASSES
 
@@ -43,16 +43,21 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
                device=None,
                progress: bool | str = False,       # show a tqdm bar over epochs (a string is its description)
                on_step: Callable[[int, int], None] | None = None,  # called as on_step(step, n_frames) after every step
-              ) -> FrameMLP:
-    "Train the paper's head on the given clips; returns it in eval mode, with `.train_loss` (mean loss per epoch)."
+               seeds: Sequence[int] | None = None, # one head per seed, trained together (default: `[config.seed]`); the batch order stays `config.seed`'s
+              ) -> FrameMLP | StackedFrameMLP:
+    """Train the paper's head on the given clips; returns it in eval mode, with `.train_loss` (mean loss per epoch).
+    With several `seeds`, a `StackedFrameMLP` of one head per seed (see its `heads()`), all trained on the same batches."""
     starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     if not (len(starts) == len(lengths) == len(labels)): raise ValueError('starts, lengths and labels differ in length')
     if not len(labels): raise SerevalError('no training clips')
     device = resolve_device(device)
-    torch.manual_seed(config.seed)
+    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds): raise SerevalError(f'seeds must be distinct and at least one, got {seeds}')
+    torch.manual_seed(seeds[0])
     order_rng = np.random.default_rng(config.seed)
-    model = FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout).to(device)
+    model = (FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout) if len(seeds) == 1 else
+             StackedFrameMLP(frames.shape[1], seeds, config.hidden, NUM_CLASSES, config.dropout)).to(device)
     opt = _adamw(model, config)
     n_batches = max(len(labels) // config.batch_size, 1)        # the last incomplete batch is dropped (unless it is the only one)
     steps_per_epoch = n_batches
@@ -79,14 +84,16 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
             y = y_all[sel].to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(batch.frames, batch.lengths, batch.segments)
-            loss = loss_fn(logits.float(), y)
+            loss = (loss_fn(logits.float(), y) if logits.dim() == 2 else           # stacked heads: the sum of their losses
+                    sum(loss_fn(logits[:, i].float(), y) for i in range(logits.shape[1])))
             if not torch.isfinite(loss): raise SerevalError(_NON_FINITE.format(what=f'training loss at step {step + 1}'))
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if len(seeds) == 1: nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            else: model.clip_grad_norm_(config.grad_clip)                           # each head's norm on its own
             scaler.step(opt); scaler.update(); sched.step()
-            total += float(loss.detach()) * len(sel); count += len(sel); step += 1
+            total += float(loss.detach()) / len(seeds) * len(sel); count += len(sel); step += 1
             if on_step is not None: on_step(step, int(batch.lengths.sum()))
         model.train_loss.append(total / count)
         bar.set_postfix(loss=f'{model.train_loss[-1]:.3f}')

@@ -10,7 +10,7 @@ from sereval.errors import SerevalError
 
 
 def test_every_benchmark_takes_keywords_with_defaults():
-    assert sorted(BENCHES) == ['extract', 'store', 'train']
+    assert sorted(BENCHES) == ['extract', 'seeds', 'store', 'train']
     for name, fn in BENCHES.items():
         params = inspect.signature(fn).parameters.values()
         assert all(p.default is not inspect.Parameter.empty for p in params), f'bench {name}: every argument needs a default'
@@ -46,3 +46,10 @@ def test_bench_extract_random_whisper(tmp_path):
     assert list(df.backbone) == ['random-whisper (tiny)', 'egemaps']
     assert (df.clips + df.skipped == n).all() and (df.skipped == 0).all()
     with pytest.raises(SerevalError, match='unknown whisper architecture'): bench_extract(data=root, whisper_dims='huge')
+
+
+def test_bench_seeds_prints_the_ratio_last(capsys):
+    from sereval.bench import bench_seeds
+    f = bench_seeds(k=2, n_frames=600, dim=8, min_frames=5, max_frames=10, threads=1)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"seed_cost_ratio={f['together_s'] / f['one_s']:.2f}" and f['k'] == 2

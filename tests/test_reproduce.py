@@ -138,3 +138,20 @@ def test_command_help():
     except SystemExit as e: code = e.code
     except Exception as e: pytest.skip(f'sereval.cli has no working reproduce command yet ({e!r})')
     assert code in (0, None)
+
+
+@pytest.mark.slow
+def test_how_far_to_trust_each_number(demo_run):
+    "The demo trains several seeds; Table 3 carries intervals, the paired tests, rankings and both critical-difference diagrams exist."
+    out, _, _ = demo_run
+    L = Layout(out)
+    assert all(r.seeds == list(DEMO.seeds) for r in read_records(out).values())
+    t3 = pd.read_csv(L.tables/'table3_results.csv')
+    for c in ('macro_f1_id', 'macro_f1_ood'):
+        assert (t3[f'{c}_low'] <= t3[c] + 1e-12).all() and (t3[c] <= t3[f'{c}_high'] + 1e-12).all()
+    assert '[' in (L.tables/'table3_results.md').read_text()
+    pt = pd.read_csv(L.tables/'paired_tests.csv')
+    assert {'ood', 'cell'} <= set(pt.what) and pt.p_value.between(0, 1).all()   # in-domain cells: different clips per width
+    for folder in (L.figures, L.paper.figures):
+        assert (folder/'critical_difference.png').stat().st_size > 1000
+    assert L.seed_matrix('macro_f1', 'egemaps', 'std').exists()
