@@ -40,6 +40,7 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
                device=None,
                progress: bool | str = False,       # show a tqdm bar over epochs (a string is its description)
                on_step: Callable[[int, int], None] | None = None,  # called as on_step(step, n_frames) after every step
+               make_head: Callable[[TrainConfig], nn.Module] | None = None,  # another head, built after seeding (default: `FrameMLP`)
               ) -> FrameMLP:
     "Train the paper's head on the given clips; returns it in eval mode, with `.train_loss` (mean loss per epoch)."
     starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
@@ -49,7 +50,8 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     device = resolve_device(device)
     torch.manual_seed(config.seed)
     order_rng = np.random.default_rng(config.seed)
-    model = FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout).to(device)
+    model = (make_head(config) if make_head is not None
+             else FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout)).to(device)
     opt = _adamw(model, config)
     n_batches = max(len(labels) // config.batch_size, 1)        # the last incomplete batch is dropped (unless it is the only one)
     steps_per_epoch = n_batches
