@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo quick test bench check ffmpeg chromium slurm docs readme
+.PHONY: setup demo quick test bench check ffmpeg chromium slurm espeak docs readme
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,14 @@ chromium:
 	      || echo "note: chromium could not be installed; the site's browser checks skip"; \
 	  else echo "note: chromium not found; the site's browser checks skip"; fi; }
 
+# espeak-ng speaks a sentence for the test that the real Whisper tiny.en weights transcribe it (skipped without it).
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q espeak-ng >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null)) \
+	      || echo "note: espeak-ng could not be installed; the tiny.en transcription test skips"; \
+	  else echo "note: espeak-ng not found; the tiny.en transcription test skips"; fi; }
+
 demo: setup
 	$(BIN)/sereval reproduce
 
@@ -48,7 +56,7 @@ quick: setup check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2 --skip_file_re '$(SLOW_NOTEBOOKS)'
 	$(THREADS) $(BIN)/python -m pytest -q -m "not slow" tests
 
-test: setup ffmpeg chromium slurm check
+test: setup ffmpeg chromium slurm espeak check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2
 	$(THREADS) $(BIN)/python -m pytest -q tests
 

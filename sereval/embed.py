@@ -75,7 +75,8 @@ def embed_corpus(manifest: pd.DataFrame, backbone, store_root, device=None, batc
             raise SerevalError(f"{folder} holds features of {prev!r}, not {source!r}; use another --out or "
                                "--name, or delete that folder")
         w = StoreWriter(store_root, name, corpus, enc.dim, enc.frame_rate, commit_every=commit_every, versions=versions,
-                        extra_meta=dict(source=source, sample_rate=enc.sample_rate, max_seconds=max_seconds))
+                        extra_meta=dict(source=source, sample_rate=enc.sample_rate, max_seconds=max_seconds,
+                                        **getattr(enc, 'layer_meta', {})))
         try:
             w.remove(set(w.index['clip_id']) - set(m['clip_id']))        # clips gone from the manifest
             stored = dict(zip(w.index['clip_id'], w.index['checksum']))

@@ -14,7 +14,7 @@ from .batches import segment_ids
 from .taxonomy import NUM_CLASSES
 
 # %% auto #0
-__all__ = ['segment_mean', 'Dropout', 'FrameMLP', 'StackedFrameMLP']
+__all__ = ['segment_mean', 'Dropout', 'FrameMLP', 'StackedFrameMLP', 'LayerWeightedHead']
 
 # %% ../nbs/08_head.ipynb #f910b9c9
 def segment_mean(x: torch.Tensor,     # [F, C] values of all frames of a packed batch
@@ -128,3 +128,36 @@ class StackedFrameMLP(nn.Module):
     def heads(self) -> list[FrameMLP]:
         "The `k` heads as separate `FrameMLP`s (copies, eval mode, on the CPU)."
         return [copy.deepcopy(h).cpu().eval() for h in self.mlps]
+
+# %% ../nbs/08_head.ipynb #57490b2a
+class LayerWeightedHead(nn.Module):
+    "SUPERB-style head: a softmax-weighted sum of `n_layers` layers of `layer_dim` (frames `[F, n_layers * layer_dim]`), then the paper's `FrameMLP`."
+    def __init__(self, n_layers: int, layer_dim: int, hidden: int = 512, n_classes: int = NUM_CLASSES,
+                 dropout: float = 0.1, normalize: bool = False):
+        super().__init__()
+        self.n_layers, self.layer_dim, self.normalize = int(n_layers), int(layer_dim), bool(normalize)
+        self.dim = self.n_layers * self.layer_dim
+        self.layer_logits = nn.Parameter(torch.zeros(self.n_layers))    # softmax(0) = the plain mean at start
+        self.mlp = FrameMLP(self.layer_dim, hidden, n_classes, dropout)
+
+    def layer_weights(self) -> torch.Tensor:
+        "The mixing weights, `softmax(layer_logits)` (they sum to 1), detached."
+        return torch.softmax(self.layer_logits.detach().float(), 0)
+
+    def mix(self, frames: torch.Tensor) -> torch.Tensor:
+        "The weighted sum of the layers of every frame: `[F, n_layers * layer_dim] -> [F, layer_dim]`."
+        if frames.shape[-1] != self.dim:
+            raise ValueError(f'frames of width {frames.shape[-1]}, expected {self.n_layers} layers x {self.layer_dim}')
+        x = frames.reshape(len(frames), self.n_layers, self.layer_dim)
+        if self.normalize: x = nn.functional.layer_norm(x, (self.layer_dim,))
+        return torch.einsum('fld,l->fd', x, torch.softmax(self.layer_logits, 0).to(x.dtype))
+
+    def frame_logits(self, frames: torch.Tensor) -> torch.Tensor:
+        "Logits of every frame: `[F, n_layers * layer_dim] -> [F, n_classes]`."
+        return self.mlp.frame_logits(self.mix(frames))
+
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        "Pooled logits `[B, n_classes]` of a packed batch, as `FrameMLP.forward`."
+        lengths = torch.as_tensor(lengths, dtype=torch.int64, device=frames.device)
+        if segments is None: segments = segment_ids(lengths)
+        return segment_mean(self.frame_logits(frames).float(), segments, lengths)

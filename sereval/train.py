@@ -44,9 +44,11 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
                progress: bool | str = False,       # show a tqdm bar over epochs (a string is its description)
                on_step: Callable[[int, int], None] | None = None,  # called as on_step(step, n_frames) after every step
                seeds: Sequence[int] | None = None, # one head per seed, trained together (default: `[config.seed]`); the batch order stays `config.seed`'s
+               make_head: Callable[[TrainConfig], nn.Module] | None = None,  # another head, built after seeding (default: `FrameMLP`); one seed
               ) -> FrameMLP | StackedFrameMLP:
     """Train the paper's head on the given clips; returns it in eval mode, with `.train_loss` (mean loss per epoch).
-    With several `seeds`, a `StackedFrameMLP` of one head per seed (see its `heads()`), all trained on the same batches."""
+    With several `seeds`, a `StackedFrameMLP` of one head per seed (see its `heads()`), all trained on the same batches.
+    `make_head` builds another head (e.g. `sereval.head.LayerWeightedHead`), trained for one seed."""
     starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     if not (len(starts) == len(lengths) == len(labels)): raise ValueError('starts, lengths and labels differ in length')
@@ -56,7 +58,9 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     if not seeds or len(set(seeds)) != len(seeds): raise SerevalError(f'seeds must be distinct and at least one, got {seeds}')
     torch.manual_seed(seeds[0])
     order_rng = np.random.default_rng(config.seed)
-    model = (FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout) if len(seeds) == 1 else
+    if make_head is not None and len(seeds) > 1: raise SerevalError(f'make_head trains one seed at a time, got seeds {seeds}')
+    model = (make_head(config) if make_head is not None else
+             FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout) if len(seeds) == 1 else
              StackedFrameMLP(frames.shape[1], seeds, config.hidden, NUM_CLASSES, config.dropout)).to(device)
     opt = _adamw(model, config)
     n_batches = max(len(labels) // config.batch_size, 1)        # the last incomplete batch is dropped (unless it is the only one)

@@ -327,3 +327,67 @@ def test_emotionwhisper_errors(emo_ckpt, tmp_path):
         get_backbone(f'emotionwhisper:{tmp_path / "missing.ckpt"}')
     with pytest.raises(SerevalError, match="emotionwhisper:<file or folder>"):
         get_backbone('emotionwhisper', device='cpu')    # offline here: the hub release cannot be fetched
+
+
+# ---- hidden layers: `<name>@<layers>` --------------------------------------------------------------------------------
+
+def test_layer_names_and_slugs():
+    from sereval.backbones import split_layers, layer_indices
+    assert split_layers('wavlm-large@12') == ('wavlm-large', '12') and split_layers('wavlm-large') == ('wavlm-large', '')
+    assert backbone_slug('wavlm-large@12') == 'microsoftwavlmlargelayer12' != backbone_slug('wavlm-large@1+2')
+    assert backbone_slug('microsoft/wavlm-large') == 'microsoftwavlmlarge'            # the paper's default: unchanged
+    assert resolve('wavlm-large@0-4') == ('microsoft/wavlm-large@0-4', resolve('wavlm-large')[1].__class__(
+        **{**resolve('wavlm-large')[1].__dict__, 'layers': '0-4'}))
+    assert layer_indices('all', 4) == (0, 1, 2, 3, 4) and layer_indices('1-3', 4) == (1, 2, 3) and layer_indices('2+4', 4) == (2, 4)
+    for bad in ('x@', 'x@1-', 'x@a', 'x@1,2'):
+        with pytest.raises(SerevalError, match="after '@'"): split_layers(bad)
+    with pytest.raises(SerevalError, match='weights-free'): resolve('whisper-logmel@1')
+    with pytest.raises(SerevalError, match='hidden states 0'): layer_indices('5', 4)
+    with pytest.raises(SerevalError, match='each named once'): layer_indices('2+2', 4)
+
+
+def _whisper_block_outputs(model, mel):
+    "Hidden states of an openai-whisper encoder read by hooks on the full model's forward: the input of block 0, every block's output, ln_post's output."
+    got, hooks = [], [model.blocks[0].register_forward_pre_hook(lambda m, a: got.append(a[0]))]
+    hooks += [b.register_forward_hook(lambda m, a, o: got.append(o)) for b in model.blocks]
+    with torch.no_grad(): last = model(mel)
+    for h in hooks: h.remove()
+    return got[:-1] + [last]
+
+
+def test_openai_whisper_layers_equal_the_full_models_hidden_states(whisper_ckpt):
+    import whisper
+    full = get_backbone(str(whisper_ckpt), device='cpu')
+    w = wave(1.3)
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(w)), n_mels=full.n_mels)[None]
+    ref = _whisper_block_outputs(full.model, mel)
+    n = len(w) // HOP
+    assert full.n_layers == 2 and len(ref) == 3
+    for L in range(3):
+        f = get_backbone(f'{whisper_ckpt}@{L}', device='cpu').encode([w])[0]
+        np.testing.assert_allclose(f, ref[L][0, :n].numpy(), atol=1e-5)
+    np.testing.assert_allclose(get_backbone(f'{whisper_ckpt}@2', device='cpu').encode([w])[0], full.encode([w])[0], atol=1e-6)
+    both = get_backbone(f'{whisper_ckpt}@0+2', device='cpu')
+    assert both.dim == 2 * full.dim and both.layer_meta == dict(layers=[0, 2], n_layers=2, layer_dim=full.dim)
+    f = both.encode([w])[0]
+    np.testing.assert_allclose(f, np.concatenate([ref[0][0, :n], ref[2][0, :n]], 1), atol=1e-5)
+    assert full.layer_meta == dict(layers=[2], n_layers=2, layer_dim=full.dim)     # the default: the last hidden state
+
+
+@pytest.mark.parametrize('kind', ['wav2vec2', 'hubert', 'wavlm', 'whisper', 'w2v-bert'])
+def test_transformers_layers_equal_the_full_models_hidden_states(hf_models, kind):
+    full = get_backbone(str(hf_models[kind]), device='cpu')
+    w = wave(1.1, 2)
+    x = full.fe(w, sampling_rate=SR, return_tensors='pt')
+    with torch.no_grad(): out = full.model(**x, output_hidden_states=True)
+    assert len(out.hidden_states) == full.n_layers + 1
+    hs = [*out.hidden_states[:-1], out.last_hidden_state]     # the last layer is the last hidden state (after any final norm)
+    n = len(full.encode([w])[0])
+    for L in range(full.n_layers + 1):
+        f = get_backbone(f'{hf_models[kind]}@{L}', device='cpu').encode([w])[0]
+        assert f.shape == (n, full.dim)
+        np.testing.assert_allclose(f, hs[L][0, :n].numpy(), atol=1e-4)
+    np.testing.assert_allclose(get_backbone(f'{hf_models[kind]}@{full.n_layers}', device='cpu').encode([w])[0],
+                               full.encode([w])[0], atol=1e-5)                  # the last layer is the paper's features
+    allf = get_backbone(f'{hf_models[kind]}@all', device='cpu')
+    assert allf.dim == (full.n_layers + 1) * full.dim and allf.layer_meta['layers'] == list(range(full.n_layers + 1))

@@ -5,12 +5,12 @@ import inspect
 
 import pytest
 
-from sereval.bench import BENCHES, bench_extract, bench_store, bench_train
+from sereval.bench import BENCHES, bench_extract, bench_layers, bench_store, bench_train
 from sereval.errors import SerevalError
 
 
 def test_every_benchmark_takes_keywords_with_defaults():
-    assert sorted(BENCHES) == ['extract', 'seeds', 'store', 'train']
+    assert sorted(BENCHES) == ['extract', 'layers', 'seeds', 'store', 'train']
     for name, fn in BENCHES.items():
         params = inspect.signature(fn).parameters.values()
         assert all(p.default is not inspect.Parameter.empty for p in params), f'bench {name}: every argument needs a default'
@@ -24,6 +24,14 @@ def test_bench_store_removes_its_scratch_folder(tmp_path, capsys):
     cold = bench_store(n_clips=5, dim=8, min_frames=3, max_frames=6, repeats=1, progress=False, cache='cold', dir=tmp_path)
     assert cold['read_speedup'] == cold['cold_files_s'] / cold['cold_store_s']
     with pytest.raises(SerevalError, match="'warm' or 'cold'"): bench_store(n_clips=1, cache='hot', dir=tmp_path)
+
+
+def test_bench_layers_removes_its_scratch_folders_and_grows_with_layers(tmp_path):
+    figs = bench_layers(layers=(1, 2, 4), layer_dim=8, n_clips=6, min_frames=3, max_frames=6, repeats=1, dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert [f['dim'] for f in figs] == [8, 16, 32] and figs[0]['frames'] == figs[2]['frames']
+    assert figs[0]['disk_bytes'] < figs[1]['disk_bytes'] < figs[2]['disk_bytes']
+    with pytest.raises(SerevalError, match='layers >= 1'): bench_layers(layers=(0,), dir=tmp_path)
 
 
 @pytest.mark.slow

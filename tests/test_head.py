@@ -78,3 +78,23 @@ def test_initial_weights_are_the_papers():
     ref1 = torch.nn.Linear(1024, 512); torch.nn.init.xavier_uniform_(ref1.weight)
     ref2 = torch.nn.Linear(512, 8); torch.nn.init.normal_(ref2.weight, std=512 ** -0.5)
     assert torch.equal(h.fc1.weight, ref1.weight) and torch.equal(h.fc2.weight, ref2.weight)
+
+
+def test_learned_layer_weights_find_the_informative_layer():
+    "Frames of 3 layers where only layer 1 carries the class: the weighted-sum head trained by `train_head` puts most weight on it."
+    from sereval.head import LayerWeightedHead
+    from sereval.protocol import TrainConfig
+    from sereval.train import train_head
+    rng = np.random.default_rng(0)
+    n_clips, n, d = 64, 5, 8
+    y = rng.integers(0, 2, n_clips)
+    layers = rng.standard_normal((n_clips * n, 3, d)).astype(np.float32)
+    layers[:, [0, 2]] *= 4.0                                            # loud noise in layers 0 and 2
+    layers[:, 1, :] += 1.0 * np.repeat(2 * y - 1, n)[:, None]           # the signal lives in layer 1 only
+    frames = layers.reshape(n_clips * n, 3 * d)
+    cfg = TrainConfig(epochs=40, lr=3e-2, batch_size=16, hidden=16)
+    model = train_head(frames, np.arange(n_clips) * n, np.full(n_clips, n), y, cfg,
+                       make_head=lambda c: LayerWeightedHead(3, d, c.hidden, dropout=c.dropout))
+    w = model.layer_weights()
+    assert isinstance(model, LayerWeightedHead) and abs(float(w.sum()) - 1) < 1e-6
+    assert int(w.argmax()) == 1 and float(w[1]) > 0.5, w
