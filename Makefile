@@ -58,7 +58,7 @@ quick: setup check
 
 test: setup ffmpeg chromium slurm espeak check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2
-	$(THREADS) $(BIN)/python -m pytest -q tests
+	$(THREADS) $(BIN)/python -m pytest -q --durations=12 tests
 
 # The benchmarks of this machine at their full size (minutes each; see nbs/16_bench.ipynb).
 bench: setup

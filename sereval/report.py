@@ -581,22 +581,6 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
             side = paper_side_by_side(run_cells, HEADLINE)
             written += write_table(side, L.tables, 'paper_side_by_side', "This run's intervals beside the paper's cells (macro F1)",
                                    [paper_verdict(side)])
-        # Rankings, paired tests and the paper side by side
-        if len(mats) >= 2:
-            written += _ranking_files(friedman_test(mats), labels, L.tables, L.figures, 'this run', metric)
-        if cells is not None and len(slugs) >= 2:
-            pt = paired_tests(out, slugs)
-            written += write_table(pt, L.tables, 'paired_tests', 'Paired tests: every pair of backbones on the same clips (macro F1)',
-                                   ['A - B with its 95 % interval; p: two-sided paired bootstrap p-value of no difference '
-                                    '(clips resampled by speaker for both backbones, seeds for each)'] +
-                                   [f"not paired, scored on different clips (the paper's in-domain split depends on the feature "
-                                    f"width): {labels.get(a, a)} / {labels.get(b, b)}: {', '.join(v)}"
-                                    for (a, b), v in pt.attrs.get('not_paired', {}).items() if v], md=paired_markdown(pt, labels))
-        if cells is not None and any(s in P.PAPER_BACKBONES for s in slugs):
-            run_cells = cells[cells['rule'] == cells['slug'].map({s: r.rule for s, r in records.items()})]
-            side = paper_side_by_side(run_cells, HEADLINE)
-            written += write_table(side, L.tables, 'paper_side_by_side', "This run's intervals beside the paper's cells (macro F1)",
-                                   [paper_verdict(side)])
         # Side by side with the paper
         order = corpus_order(mats.values(), clusters)
         plt, _ = _plt()

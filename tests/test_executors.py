@@ -15,12 +15,12 @@ SIZE, CORPORA, BACKBONES = 0.1, ['demo-casia', 'demo-emodb', 'demo-subesco'], ['
 CONFIG = replace(DEMO.train, epochs=3)
 
 def in_process(out: Path) -> Path:
-    "The reference: `run_backbone` of each backbone here, one torch thread (as the demo's notebooks)."
+    "The reference: `run_backbone` of each backbone here with the demo's seeds, one torch thread (as the demo's notebooks)."
     import torch
     n = torch.get_num_threads(); torch.set_num_threads(DEMO.threads)
     try:
         root = demo_root(out, size=SIZE, quiet=True)
-        for b in BACKBONES: run_backbone(b, root, out, corpora=CORPORA, config=CONFIG, progress=False)
+        for b in BACKBONES: run_backbone(b, root, out, corpora=CORPORA, config=CONFIG, seeds=DEMO.seeds, progress=False)
     finally: torch.set_num_threads(n)
     return out
 
