@@ -567,7 +567,9 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
         written += render_diagnostics(out, flags, mats, clusters, labels, records, metric)
         # Rankings, paired tests and the paper side by side
         if len(mats) >= 2:
-            written += _ranking_files(friedman_test(mats), labels, L.tables, L.figures, 'this run', metric)
+            try: written += _ranking_files(friedman_test(mats), labels, L.tables, L.figures, 'this run', metric)
+            except SerevalError as e:                    # e.g. one corpus: too few cells in common to rank
+                if not quiet: print(f'no ranking: {e}')
         if cells is not None and len(slugs) >= 2:
             pt = paired_tests(out, slugs)
             written += write_table(pt, L.tables, 'paired_tests', 'Paired tests: every pair of backbones on the same clips (macro F1)',
