@@ -325,8 +325,9 @@ def bench_seeds(k: int = 5,                      # seeds trained together
     from sereval.protocol import TrainConfig
     from sereval.store import open_store
     from sereval.taxonomy import label_indices
-    from sereval.train import resolve_device, train_head
-    if k < 1: raise SerevalError(f'k must be at least 1, got {k}')
+    from sereval.batches import PackedReader
+    from sereval.train import epoch_batches, read_batches, resolve_device, train_head
+    if k < 2: raise SerevalError(f'k must be at least 2 (seeds trained together), got {k}')
     if threads: torch.set_num_threads(threads)
     device = resolve_device(device)
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
@@ -341,17 +342,30 @@ def bench_seeds(k: int = 5,                      # seeds trained together
         for n in (1, k):                # warm-up: torch's first calls of each shape are slower
             train_head(store.frames, starts[:4 * batch_size], lengths[:4 * batch_size], labels[:4 * batch_size], cfg,
                        device=device, seeds=seeds[:n])
+        sync(); t = time.perf_counter()   # the same batches, read, packed and moved to the device, with no head
+        reader, rng = PackedReader(store.frames, reuse=True), np.random.default_rng(cfg.seed)
+        for _ in range(epochs):
+            batches = epoch_batches(len(labels), batch_size, rng)
+            for b in read_batches(reader, starts, lengths, batches, device): pass
+        reader.release(); sync(); read_s = time.perf_counter() - t
         times = {}
         for n in (1, k):
             sync(); t = time.perf_counter()
             train_head(store.frames, starts, lengths, labels, cfg, device=device, seeds=seeds[:n])
             sync(); times[n] = time.perf_counter() - t
     ratio = times[k] / times[1]
+    added = (times[k] - times[1]) / (k - 1)        # what one more head costs
     f = dict(k=k, n_frames=n_frames, dim=dim, epochs=epochs, batch_size=batch_size, device=str(device),
-             threads=torch.get_num_threads(), one_s=times[1], together_s=times[k], seed_cost_ratio=ratio)
+             threads=torch.get_num_threads(), one_s=times[1], together_s=times[k], read_s=read_s, added_head_s=added,
+             seed_cost_ratio=ratio)
     print(f"device {f['device']}, {f['threads']} torch threads; {n_frames:,} frames x {dim}, {epochs} epoch(s), batches of {batch_size} clips")
     print(f"1 seed alone: {times[1]:.2f} s; {k} seeds together: {times[k]:.2f} s "
           f"({ratio / k:.0%} of the {k} x {times[1]:.2f} = {k * times[1]:.2f} s of {k} separate runs)")
+    print(f"reading and packing the frames alone (what the heads share): {read_s:.2f} s, {read_s / times[1]:.0%} of one seed's run")
+    print(f"each added head: {added:.2f} s, {added / times[1]:.0%} of one seed's run (its own matrix products, layer norm, "
+          f"dropout masks and optimizer step)")
+    print(f"a ratio of 2 for {k} seeds needs an added head to cost at most {1 / (k - 1):.0%} of a lone run: "
+          f"{'met' if ratio <= 2 else 'not met on this device'}")
     print(f'seed_cost_ratio={ratio:.2f}')
     return f
 

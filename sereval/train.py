@@ -18,7 +18,7 @@ from .protocol import TrainConfig
 from .taxonomy import NUM_CLASSES
 
 # %% auto #0
-__all__ = ['resolve_device', 'train_head', 'predict_logits']
+__all__ = ['resolve_device', 'epoch_batches', 'read_batches', 'train_head', 'predict_logits']
 
 # %% ../nbs/10_train.ipynb #04713900
 _NON_FINITE = ("non-finite {what}: the frames hold NaN or infinite values (a damaged embedding store: delete it and embed "
@@ -28,6 +28,19 @@ def resolve_device(device=None) -> torch.device:
     "`device` as a `torch.device`; `None` picks CUDA when available, else the CPU (`backbones.pick_device`'s rule)."
     from sereval.backbones import pick_device
     return torch.device(pick_device(device))
+
+def epoch_batches(n_clips: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches of clip indices: a permutation drawn from `rng`, cut into `batch_size` clips; the last
+    incomplete batch is dropped unless it is the only one. Each batch is sorted, so adjacent clips are read in one copy."""
+    perm = rng.permutation(n_clips)
+    return [np.sort(perm[b * batch_size:(b + 1) * batch_size]) for b in range(max(n_clips // batch_size, 1))]
+
+def read_batches(reader: PackedReader, starts: np.ndarray, lengths: np.ndarray, batches: Sequence[np.ndarray], device):
+    "The packed batches of `batches` on `device`, in order; the next one is prefetched while the caller works on this one."
+    for k, sel in enumerate(batches):
+        batch = reader.batch(starts[sel], lengths[sel]).to(device)
+        if k + 1 < len(batches): reader.prefetch(starts[batches[k + 1]], lengths[batches[k + 1]])
+        yield batch
 
 def _adamw(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     "AdamW with the config's settings; the fused implementation (one kernel for all parameters) when torch has it."
@@ -63,9 +76,7 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
              FrameMLP(frames.shape[1], config.hidden, NUM_CLASSES, config.dropout) if len(seeds) == 1 else
              StackedFrameMLP(frames.shape[1], seeds, config.hidden, NUM_CLASSES, config.dropout)).to(device)
     opt = _adamw(model, config)
-    n_batches = max(len(labels) // config.batch_size, 1)        # the last incomplete batch is dropped (unless it is the only one)
-    steps_per_epoch = n_batches
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.epochs * max(len(labels) // config.batch_size, 1)
     # OneCycleLR needs more than one warm-up step: very short runs (< 15 steps at 10 %) warm up over 1.5 steps,
     # and runs of 1 or 2 steps keep the learning rate constant
     warmup = min(max(config.warmup, 1.5 / total_steps), 0.5)
@@ -80,11 +91,9 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     bar = tqdm(range(config.epochs), desc=progress if isinstance(progress, str) else 'epochs', disable=not progress, leave=False)
     model.train()
     for _ in bar:
-        perm, total, count = order_rng.permutation(len(labels)), 0.0, 0
-        batches = [np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size]) for b in range(n_batches)]  # sorted: adjacent clips are read in one copy
-        for k, sel in enumerate(batches):
-            batch = reader.batch(starts[sel], lengths[sel]).to(device)
-            if k + 1 < len(batches): reader.prefetch(starts[batches[k + 1]], lengths[batches[k + 1]])
+        total, count = 0.0, 0
+        batches = epoch_batches(len(labels), config.batch_size, order_rng)
+        for sel, batch in zip(batches, read_batches(reader, starts, lengths, batches, device)):
             y = y_all[sel].to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits = model(batch.frames, batch.lengths, batch.segments)
