@@ -5,6 +5,7 @@
 # %% ../nbs/01a_layout.ipynb #9b3dd1c0
 from __future__ import annotations
 import json, os, re, tempfile, unicodedata
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -12,8 +13,9 @@ from typing import Any, Callable, Mapping
 from .errors import SerevalError
 
 # %% auto #0
-__all__ = ['RUN_RECORD', 'REPRODUCE_RECORD', 'MATRIX_INDEX', 'slug', 'fsync_dir', 'atomic_write', 'write_text', 'write_json',
-           'write_frame', 'read_json', 'Layout', 'RunRecord', 'write_record', 'read_record', 'read_records']
+__all__ = ['RUN_RECORD', 'REPRODUCE_RECORD', 'MATRIX_INDEX', 'slug', 'fsync_dir', 'naming_file', 'atomic_write', 'write_text',
+           'write_json', 'write_frame', 'read_json', 'Layout', 'RunRecord', 'write_record', 'read_record',
+           'read_records']
 
 # %% ../nbs/01a_layout.ipynb #e6b8197e
 def slug(name) -> str:
@@ -30,6 +32,14 @@ def fsync_dir(path) -> None:
     try: os.fsync(fd)
     finally: os.close(fd)
 
+@contextmanager
+def naming_file(path):
+    "Inside it, an `OSError` that names no file (a write failing on a full disk) is raised again naming `path`."
+    try: yield
+    except OSError as e:
+        if e.filename is not None: raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+
 def atomic_write(path, write: Callable[[str], Any]) -> Path:
     "Write `path` complete or not at all: `write(tmp)` fills a temporary sibling, which is fsynced and renamed over `path`."
     path = Path(path)
@@ -37,13 +47,12 @@ def atomic_write(path, write: Callable[[str], Any]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
+        with naming_file(path):
+            write(tmp)
+            with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename is None:   # a failed write (a full disk) names no file: name it
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     fsync_dir(path.parent)
     return path

@@ -131,6 +131,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
     L = Layout(out)
     demo = data_root is None
     if not demo and not Path(data_root).is_dir(): raise SerevalError(f'data root {Path(data_root).resolve()} is not a folder')
+    _check_kernel(kernel)                           # a missing kernel stops here too, before anything is written
     out.mkdir(parents=True, exist_ok=True)          # only once the input is known to exist
     config = default_config(data_root) if config is None else config
     seeds = [int(s) for s in (seeds or (DEMO.seeds if demo else [config.seed]))]
@@ -147,7 +148,6 @@ def reproduce(data_root=None,                           # corpora root; None: th
         backbones = list(backbones or PAPER_BACKBONES)
     slugs = [backbone_slug(b) for b in backbones]
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
-    _check_kernel(kernel)
     common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
                   train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads)
     write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .backbones import backbone_slug
 from .errors import SerevalError
-from .layout import atomic_write, fsync_dir, read_json, write_frame, write_json
+from .layout import atomic_write, fsync_dir, naming_file, read_json, write_frame, write_json
 
 # %% auto #0
 __all__ = ['FRAMES', 'INDEX', 'META', 'LOCK', 'MARKER', 'INDEX_COLUMNS', 'DTYPE', 'store_dir', 'library_versions', 'recover',
@@ -186,7 +186,8 @@ class StoreWriter:
         if not self._pending and not self._removed and not self._dirty: return
         end = _end(self.index)
         rows, start = [], end
-        with open(self.folder / FRAMES, 'rb+') as f:
+        # a write cut short (a full disk) leaves frames past the index's end, which the next commit overwrites
+        with naming_file(self.folder / FRAMES), open(self.folder / FRAMES, 'rb+') as f:
             f.seek(end * self.dim * DTYPE.itemsize)
             for row, a in self._pending:
                 f.write(a.tobytes())

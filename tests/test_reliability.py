@@ -390,3 +390,19 @@ def test_tables_notebook_without_ood_pair(tmp_path):
                      progress=False)
         assert (out / 'tables' / 'table3_results.md').exists()
         assert not (out / 'figures' / 'figure2_ood_by_train.png').exists()
+
+
+def test_full_disk_during_a_store_commit_names_the_frames_file(tiny_tmpfs):
+    "A real full disk while a commit appends frames: the error names frames.f16, and the clips committed before stay readable."
+    from sereval.store import FRAMES, StoreWriter, open_store
+    w = StoreWriter(tiny_tmpfs, 'bb', 'c', 64, 50.0)
+    rng = np.random.default_rng(0)
+    w.add(dict(clip_id='small', label='neutral'), rng.standard_normal((100, 64)).astype(np.float32))
+    w.commit()                                                  # 12.8 kB: fits
+    w.add(dict(clip_id='big', label='angry'), rng.standard_normal((20_000, 64)).astype(np.float32))   # 2.6 MB: does not
+    with pytest.raises(OSError) as e: w.commit()
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(w.folder / FRAMES)
+    assert 'frames.f16' in str(e.value)
+    w.close()
+    s = open_store(tiny_tmpfs, 'bb', 'c')
+    assert list(s.index['clip_id']) == ['small'] and s.frames.shape == (100, 64)

@@ -129,6 +129,8 @@ def test_rerun_reuses_finished_steps(demo_run):
 def test_bad_input_writes_nothing(tmp_path):
     with pytest.raises(SerevalError, match='not a folder'): RP.reproduce(tmp_path/'nowhere', out=tmp_path/'out')
     with pytest.raises(SerevalError, match='unknown protocol'): RP.reproduce(out=tmp_path/'out', protocol='x')
+    with pytest.raises(SerevalError, match="kernel 'no-such-kernel' not found"):
+        RP.reproduce(out=tmp_path/'out', kernel='no-such-kernel')            # refused before the demo corpora are made
     assert not (tmp_path/'out').exists()
 
 
