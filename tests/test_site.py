@@ -74,8 +74,11 @@ def site():
     built = time.time() - t0
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *a): pass
+    class QuietServer(ThreadingHTTPServer):
+        def handle_error(self, request, client_address):      # a browser closing a connection early is not an error here
+            if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)): super().handle_error(request, client_address)
     handler = functools.partial(Quiet, directory=str(root))
-    server = ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    server = QuietServer(('127.0.0.1', 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f'http://127.0.0.1:{server.server_address[1]}/'
     t1 = time.time()
