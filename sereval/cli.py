@@ -408,6 +408,40 @@ COMMANDS: dict[str, Command] = {
 COMMANDS['bench layers'] = Command('disk use and read speed of the store by number of layers kept',
                                  'bench.bench_layers', *_bench('layers'))
 
+# %% ../nbs/99_cli.ipynb #5eeb1c3a
+def _sweep_args():
+    return [BACKBONE.but(help="a backbone whose stores hold several layers, as embedded (e.g. 'whisper-tiny.en@all')"),
+            OUT, CORPORA, DATA_ROOT.but(help="corpora root whose description defines the out-of-domain clusters (default: the paper's clusters)"),
+            *_training(), arg('--rule', choices=_rules(), default='paper', help='logit adjustment of the out-of-domain scores'),
+            arg('--normalize', action='store_true', help="layer-normalise each layer before the learned mix (SUPERB's option)"),
+            DEVICE, THREADS, QUIET_PROGRESS]
+
+def _rules():
+    from sereval.protocol import RULES
+    return RULES
+
+def _sweep(a):
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from sereval.layersweep import layer_sweep, plot_layer_sweep, sweep_summary
+    from sereval.layout import Layout
+    from sereval.protocol import load_clusters
+    from sereval.report import save_figure
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    L = Layout(a.out)
+    folder = L.sweep(a.backbone)
+    res, w = layer_sweep(L.embeddings, a.backbone, a.corpora, load_clusters(a.data_root), _config(a), a.rule, a.normalize,
+                         device=a.device, out_dir=folder, progress=a.progress)
+    print(sweep_summary(res).to_string(float_format=lambda x: f'{x:.3f}'))
+    fig = plot_layer_sweep(res, w)
+    save_figure(fig, folder, 'layer_sweep'); plt.close(fig)
+    print(f'wrote {folder}: sweep.csv, layer_weights.csv, layer_sweep.png')
+
+COMMANDS['sweep'] = Command('which layer carries emotion: a head per stored layer and a learned mix of them',
+                            'layersweep.layer_sweep', _sweep_args, _sweep)
+
 # %% ../nbs/99_cli.ipynb #97f3d424
 def command_parser(name: str) -> argparse.ArgumentParser:
     "The parser of command `name`, built from its description."

@@ -172,6 +172,9 @@ class Layout:
     def protocol(self, name: str) -> 'Layout':
         "Layout of the in-domain heads trained under split protocol `name` beside the run's own (`<out>/protocols/<name>`)."
         return Layout(self.out/'protocols'/name)
+    def sweep(self, backbone: str) -> Path:
+        "Folder of a layer sweep of `backbone` (`sereval sweep`, see `sereval.layersweep`): its results, weights and figure."
+        return self.out/'layers'/slug(backbone)
     @property
     def jobs(self) -> Path:
         "Folder of a run split into jobs: what the grid is, each job's state and log (see `sereval.jobs`)."
