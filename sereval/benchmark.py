@@ -22,7 +22,7 @@ from .metrics import METRICS, evaluate
 from .protocol import CLUSTERS, PROTOCOLS, RULES, TrainConfig, class_priors, make_split, ood_pairs
 from .store import list_corpora, open_store, EmbeddingStore
 from .taxonomy import CLASSES, NUM_CLASSES, label_indices
-from .train import predict_logits, resolve_device, train_head
+from .train import predict_heads, resolve_device, train_head
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'LOGIT_COLUMNS', 'seed_means', 'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits',
@@ -128,20 +128,24 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         logits_done = {}
     record = {**done, **want} if reuse else want
     record['logits'] = {}
+    order, scored = [train, *[t for t in tests if t != train]], {}   # scored[seed, test]: the per-clip logits
+    for test in order:              # each test corpus is read once for every seed's head
+        s = stores[test]
+        fp = store_fingerprint(s)
+        paths = [L.logits(slug, train, test, where(seed)) for seed in seeds]
+        if logits_done.get(test) == fp and all(p.exists() for p in paths): dfs = [pd.read_parquet(p) for p in paths]
+        else:
+            try: zs = predict_heads(models, s.frames, *_store_clips(s), device=device)
+            except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
+            split = np.where(held_out, 'test', 'train') if test == train else np.full(len(s.index), 'ood')
+            dfs = [logits_frame(s, z, split) for z in zs]
+            for p, df in zip(paths, dfs): write_frame(p, df)
+        record['logits'][test] = fp
+        scored.update({(seed, test): df for seed, df in zip(seeds, dfs)})
     rows = []
-    for seed, model in zip(seeds, models):
-        for test in [train, *[t for t in tests if t != train]]:
-            s = stores[test]
-            fp = store_fingerprint(s)
-            path = L.logits(slug, train, test, where(seed))
-            if logits_done.get(test) == fp and path.exists(): df = pd.read_parquet(path)
-            else:
-                try: z = predict_logits(model, s.frames, *_store_clips(s), device=device)
-                except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
-                split = np.where(held_out, 'test', 'train') if test == train else np.full(len(s.index), 'ood')
-                df = logits_frame(s, z, split)
-                write_frame(path, df)
-            record['logits'][test] = fp
+    for seed in seeds:
+        for test in order:
+            df = scored[seed, test]
             if test == train:
                 rows += [(backbone, train, test, 'in', 'none', applied, m, v, seed) for m, v in pair_metrics(df, 'in').items()]
             else:

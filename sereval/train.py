@@ -18,7 +18,7 @@ from .protocol import TrainConfig
 from .taxonomy import NUM_CLASSES
 
 # %% auto #0
-__all__ = ['resolve_device', 'epoch_batches', 'read_batches', 'train_head', 'predict_logits']
+__all__ = ['resolve_device', 'epoch_batches', 'read_batches', 'train_head', 'predict_heads', 'predict_logits']
 
 # %% ../nbs/10_train.ipynb #04713900
 _NON_FINITE = ("non-finite {what}: the frames hold NaN or infinite values (a damaged embedding store: delete it and embed "
@@ -114,22 +114,30 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
     return model.eval()
 
 @torch.no_grad()
-def predict_logits(model: FrameMLP, frames: np.ndarray, starts: Sequence[int], lengths: Sequence[int], device=None,
-                   batch_frames: int = 1 << 15) -> np.ndarray:
-    "Pooled logits `[n_clips, 8]` (float32) of the clips, in the given order, in batches of about `batch_frames` frames."
+def predict_heads(models: Sequence[nn.Module], frames: np.ndarray, starts: Sequence[int], lengths: Sequence[int], device=None,
+                  batch_frames: int = 1 << 15) -> list[np.ndarray]:
+    """Pooled logits `[n_clips, 8]` (float32) of the clips under each of `models` (e.g. one head per seed), in the given
+    order, in batches of about `batch_frames` frames: each batch is read once for all the heads."""
     starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-    device = resolve_device(device) if device is not None else next(model.parameters()).device
-    model = model.eval().to(device)
-    reader, out, i = PackedReader(frames, reuse=True), [], 0
+    if not models: return []
+    device = resolve_device(device) if device is not None else next(models[0].parameters()).device
+    models = [m.eval().to(device) for m in models]
+    reader, out, i = PackedReader(frames, reuse=True), [[] for _ in models], 0
     while i < len(starts):
         j, n = i, 0
         while j < len(starts) and (j == i or n + lengths[j] <= batch_frames): n += lengths[j]; j += 1
         batch = reader.batch(starts[i:j], lengths[i:j]).to(device)
         reader.prefetch(starts[j:j + 64], lengths[j:j + 64])
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == 'cuda'):
-            out.append(model(batch.frames, batch.lengths, batch.segments).float().cpu())
+            for o, m in zip(out, models): o.append(m(batch.frames, batch.lengths, batch.segments).float().cpu())
         i = j
     reader.release()
-    z = torch.cat(out).numpy() if out else np.zeros((0, NUM_CLASSES), np.float32)
-    if not np.isfinite(z).all(): raise SerevalError(_NON_FINITE.format(what=f'logits of {int((~np.isfinite(z).all(1)).sum())} clip(s)'))
-    return z
+    zs = [torch.cat(o).numpy() if o else np.zeros((0, NUM_CLASSES), np.float32) for o in out]
+    for z in zs:
+        if not np.isfinite(z).all(): raise SerevalError(_NON_FINITE.format(what=f'logits of {int((~np.isfinite(z).all(1)).sum())} clip(s)'))
+    return zs
+
+def predict_logits(model: nn.Module, frames: np.ndarray, starts: Sequence[int], lengths: Sequence[int], device=None,
+                   batch_frames: int = 1 << 15) -> np.ndarray:
+    "Pooled logits `[n_clips, 8]` (float32) of the clips under one head, in the given order (`predict_heads` of one)."
+    return predict_heads([model], frames, starts, lengths, device, batch_frames)[0]
