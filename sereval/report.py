@@ -133,11 +133,13 @@ def _cluster_ticks(ax, cols: Sequence[str], clusters: Mapping[str, Sequence[str]
 def plot_corpus_averages(data: pd.DataFrame, clusters: Mapping[str, Sequence[str]], title: str, xlabel: str,
                          metric: str = HEADLINE, labels: Mapping[str, str] | None = None,
                          mean: Mapping[str, float] | None = None, flagged: pd.DataFrame | None = None,
-                         intervals: tuple[pd.DataFrame, pd.DataFrame] | None = None):
+                         intervals: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                         mean_intervals: Mapping[str, tuple[float, float]] | None = None):
     """Heatmap of `data` (corpora x backbones, e.g. `ood_by_train`) as backbones (rows) x corpora (columns) plus a last
     column: `mean` per backbone (the all-pairs mean, Table 3's) when given, else the mean over corpora. `flagged`
     (corpora x backbones, share of flagged cells in each average) marks averages with flagged cells `*`, boxes all-flagged ones.
-    `intervals`: `(low, high)` shaped like `data`; each cell then shows half its interval's width below its value."""
+    `intervals`: `(low, high)` shaped like `data`; each cell then shows half its interval's width below its value;
+    `mean_intervals`: backbone -> `(low, high)` of the last column's value, shown the same way."""
     from matplotlib.patches import Rectangle
     plt, sns = _plt()
     d = data.T.copy()
@@ -155,8 +157,11 @@ def plot_corpus_averages(data: pd.DataFrame, clusters: Mapping[str, Sequence[str
         half = ((intervals[1] - intervals[0]) / 2).reindex(index=data.index, columns=data.columns).T.to_numpy(dtype=float)
         pm = np.vectorize(lambda v: '' if not np.isfinite(v) else '\n±' + re.sub(r'^0\.', '.', f'{v:.2f}'), otypes=[object])(half)
         annot[:, :-1] = annot[:, :-1] + pm
+    if mean_intervals is not None:
+        half = np.array([np.subtract(*mean_intervals[s][::-1]) / 2 if s in mean_intervals else np.nan for s in data.columns])
+        annot[:, -1] = annot[:, -1] + np.array(['' if not np.isfinite(v) else '\n±' + re.sub(r'^0\.', '.', f'{v:.2f}') for v in half], dtype=object)
     sns.heatmap(d, annot=annot, fmt='', vmin=0, vmax=vmax, cmap='viridis', ax=ax,
-                annot_kws={'fontsize': FONT if intervals is None else FONT - 3},
+                annot_kws={'fontsize': FONT if intervals is None and mean_intervals is None else FONT - 3},
                 cbar_kws={'label': METRIC_LABELS.get(metric, metric), 'shrink': 0.8}, linewidths=0.5, linecolor='white')
     _cluster_ticks(ax, list(d.columns[:-1]), clusters)
     ax.axvline(d.shape[1] - 1, color='black', lw=2)
@@ -389,15 +394,18 @@ def _figures(mats: Mapping[str, pd.DataFrame], clusters, labels, fig_dir, metric
         data = fn(mats, order)
         written.append(write_frame(Path(fig_dir)/f'{name}.csv', data.rename(columns=labels).rename_axis('corpus'), index=True))
         if data.empty: continue
-        iv = None
+        iv = all_iv = None
         if means is not None:         # intervals of these means (`run_intervals`), shaped like `data`
             what = 'ood_by_train' if fn is ood_by_train else 'ood_by_test'
             m = means[means['what'] == what]
             iv = tuple(m.pivot_table(index='group', columns='slug', values=v).reindex(index=data.index, columns=data.columns)
                        for v in ('low', 'high'))
+            a = means[(means['what'] == 'ood') & (means['group'] == 'all')]    # the all-pairs mean's
+            all_iv = {r.slug: (r.low, r.high) for r in a.itertuples()}
         fig = plot_corpus_averages(data, clusters, f"{title.format(m=METRIC_LABELS.get(metric, metric))} ({who}; {rule_note})",
                                    xlabel, metric, labels, mean=pairs,
-                                   flagged=None if flags is None else D.flag_shares(flags, by), intervals=iv)
+                                   flagged=None if flags is None else D.flag_shares(flags, by), intervals=iv,
+                                   mean_intervals=all_iv)
         written += save_figure(fig, fig_dir, name); plt.close(fig)
     for s, m in mats.items():
         if heatmaps is not None and s not in heatmaps: continue

@@ -94,3 +94,17 @@ def test_run_report_command(tmp_path, capsys):
     assert (L.figures/'comparison_openaiwhisperlargev3.png').stat().st_size > 1000
     assert not L.paper.out.exists()
     assert main(['report', '--out', str(tmp_path/'nowhere')]) != 0
+
+
+def test_corpus_averages_show_the_intervals_of_every_column():
+    "Figures 2 and 3: each average and the all-pairs column carry ± half their interval's width."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from sereval.report import plot_corpus_averages
+    data = pd.DataFrame({'a': [0.30, 0.40], 'b': [0.20, 0.50]}, index=['c1', 'c2'])   # corpora x backbones
+    low, high = data - 0.05, data + 0.05
+    fig = plot_corpus_averages(data, {'k': ('c1', 'c2')}, 't', 'x', mean={'a': 0.35, 'b': 0.35},
+                               intervals=(low, high), mean_intervals={'a': (0.30, 0.42), 'b': (0.33, 0.37)})
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    plt.close(fig)
+    assert '.35\n±.06' in texts and '.35\n±.02' in texts and texts.count('.30\n±.05') == 1
