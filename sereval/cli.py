@@ -423,6 +423,7 @@ def _rules():
 def _sweep(a):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from sereval.backbones import backbone_slug
     from sereval.layersweep import layer_sweep, plot_layer_sweep, sweep_summary
     from sereval.layout import Layout
     from sereval.protocol import load_clusters
@@ -431,7 +432,7 @@ def _sweep(a):
         import torch
         torch.set_num_threads(a.threads)
     L = Layout(a.out)
-    folder = L.sweep(a.backbone)
+    folder = L.sweep(backbone_slug(a.backbone))
     res, w = layer_sweep(L.embeddings, a.backbone, a.corpora, load_clusters(a.data_root), _config(a), a.rule, a.normalize,
                          device=a.device, out_dir=folder, progress=a.progress)
     print(sweep_summary(res).to_string(float_format=lambda x: f'{x:.3f}'))

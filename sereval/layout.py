@@ -174,7 +174,7 @@ class Layout:
         return Layout(self.out/'protocols'/name)
     def sweep(self, backbone: str) -> Path:
         "Folder of a layer sweep of `backbone` (`sereval sweep`, see `sereval.layersweep`): its results, weights and figure."
-        return self.out/'layers'/slug(backbone)
+        return self.out/'layers'/backbone
     @property
     def jobs(self) -> Path:
         "Folder of a run split into jobs: what the grid is, each job's state and log (see `sereval.jobs`)."

@@ -1,6 +1,7 @@
 "`sereval sweep`: the layer sweep from the command line, on stores a `sereval embed` of several layers wrote."
 import pandas as pd
 
+from sereval.backbones import backbone_slug
 from sereval.cli import main
 from sereval.layout import Layout
 from sereval.synth import DEMO_CORPORA, make_demo
@@ -18,7 +19,8 @@ def test_sweep_command(tmp_path, capsys):
     assert main(['sweep', '--backbone', name, '--out', str(out), '--data-root', str(root), '--epochs', '2', '--lr', '1e-3',
                  '--quiet']) in (0, None)
     printed = capsys.readouterr().out
-    folder = Layout(out).sweep(name)
+    folder = Layout(out).sweep(backbone_slug(name))
+    assert folder.name == Layout(out).store(backbone_slug(name), 'demo-emovo').parent.name   # the stores' own name
     res, w = pd.read_csv(folder / 'sweep.csv'), pd.read_csv(folder / 'layer_weights.csv')
     assert set(res['layer']) == {0, 1, 2, -1} and set(res['domain']) == {'in', 'out'}   # the demo root's cluster pairs them
     assert len(w) == 2 * 3 and (folder / 'layer_sweep.png').stat().st_size > 10_000
