@@ -260,7 +260,7 @@ def _run_step(job: Job, grid: Grid):
         why = usable_stores(job.backbone, grid.out, [job.corpus])[1].get(job.corpus)
         if why: print(f'{job.name}: nothing to train, the store cannot be used: {why}', flush=True); return
         heads = train_speaker_heads(job.backbone, grid.out, [job.corpus], c, device=grid.device)   # as the run notebook
-        print(f"{job.name}: {heads['status'].iloc[0]}", flush=True)
+        if heads['status'].iloc[0] != 'trained': print(f"{job.name}: nothing to train, {heads['status'].iloc[0]}", flush=True)
     elif job.kind == 'finish':
         finish_step(job.backbone, grid.out, grid.data_root, list(grid.corpora), grid.clusters, c, grid.protocol,
                     grid.rule, files_skipped=grid.files_skipped, seeds=grid.seeds)
