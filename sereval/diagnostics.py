@@ -323,6 +323,6 @@ def leakage_missing(t: pd.DataFrame) -> str:
         return ('No speaker-leakage table: no corpus of the run can be split by speaker ('
                 + '; '.join(f"{c}: {s.removeprefix('unmeasurable: ')}" for c, s in
                             dict(zip(t['corpus'], status)).items()) + ').')
-    return ('No speaker-leakage table: the speaker-split heads were not trained (the run had the report switched off, '
-            '`sereval reproduce --no-leakage` or the run notebook\'s `leakage = False`, or split by speaker itself); '
-            'run `sereval reproduce` again without it to train them and measure the gap.')
+    return ('No speaker-leakage table: the speaker-split heads were not trained (the run was made with `sereval reproduce '
+            '--no-leakage`, the run notebook\'s `leakage = False`, or its own split by speaker); running `sereval reproduce` '
+            'again without `--no-leakage` trains them.')
