@@ -296,6 +296,8 @@ def _reproduce_args():
             arg('--demo-size', type=positive(), metavar='X', default=demo.size, help='scale of the demo corpora'),
             arg('--demo-seed', type=positive(int, zero=True), metavar='N', default=demo.seed, help='seed of the demo corpora'),
             arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
+            arg('--no-leakage', dest='leakage', action='store_false',
+                help="skip the speaker-split heads of the leakage report (no leakage table)"),
             arg('--threads', type=positive(int), metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
             arg('--jobs', type=positive(int), metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
             arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS, *_cluster_args()]
@@ -309,7 +311,7 @@ def _reproduce(a):
     base = default_config(a.data_root)                            # as `reproduce` chooses when given no config
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None, seeds=a.seeds,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
-              paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress)
+              paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage)
 
 # %% ../nbs/99_cli.ipynb #c1a5e0b3
 def _cluster_args():
@@ -331,7 +333,7 @@ def _reproduce_jobs(a):
     run_jobs(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, default_config(a.data_root)) if given else None,
              protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
              paper=a.paper, kernel=a.kernel, threads=a.threads, executor=a.executor, resources=resources, wait=a.wait,
-             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress, seeds=a.seeds)
+             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress, seeds=a.seeds, leakage=a.leakage)
 
 def _status_args():
     return [OUT, arg('--all', dest='all_jobs', action='store_true', help='list the jobs that are done too')]

@@ -27,7 +27,7 @@ __all__ = ['COLLAPSE_SHARE', 'CHANCE_MARGIN', 'FLAG_COLUMNS', 'MIN_SPEAKERS', 'S
            'cell_priors', 'cell_predictions', 'confusion', 'per_class', 'cell_report', 'run_cells', 'scored_classes',
            'flag_cells', 'prediction_shares', 'run_flags', 'paper_flags', 'flag_matrix', 'flag_shares', 'flagged_rows',
            'ood_means', 'no_speakers', 'speaker_overlap', 'train_speaker_heads', 'macro_f1', 'gap_interval',
-           'leakage_table']
+           'leakage_table', 'leakage_missing']
 
 # %% ../nbs/12b_diagnostics.ipynb #aa680a85
 def cell_priors(out, slug: str, train: str) -> dict[str, np.ndarray]:
@@ -311,3 +311,18 @@ def leakage_table(out, slugs: Sequence[str] | None = None, **kw) -> pd.DataFrame
     for c in ('speakers', 'speakers_both_sides'): t[c] = t[c].astype('Int64')
     t['interval'] = t['interval'].astype(object).fillna('')
     return t
+
+# %% ../nbs/12b_diagnostics.ipynb #fc9d5b40
+def leakage_missing(t: pd.DataFrame) -> str:
+    "Why the leakage table `t` (`leakage_table`, or its CSV read back) measures no corpus, in one sentence ('' when it measures one)."
+    status = t['status'].fillna('').astype(str) if 'status' in t else pd.Series([], dtype=str)
+    if (status == 'measured').any(): return ''
+    if not len(status): return 'No speaker-leakage table: the run has no in-domain logits to compare.'
+    unmeasurable = status.str.startswith('unmeasurable')
+    if unmeasurable.all():
+        return ('No speaker-leakage table: no corpus of the run can be split by speaker ('
+                + '; '.join(f"{c}: {s.removeprefix('unmeasurable: ')}" for c, s in
+                            dict(zip(t['corpus'], status)).items()) + ').')
+    return ('No speaker-leakage table: the speaker-split heads were not trained (the run was made with `sereval reproduce '
+            '--no-leakage`, the run notebook\'s `leakage = False`, or its own split by speaker); running `sereval reproduce` '
+            'again without `--no-leakage` trains them.')

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 import submitit
 
 from .errors import SerevalError
-from .jobs import (Grid, Job, estimate, is_done, job_log_path, job_state_path, plan, plan_summary, prepare_grid,
-                          read_grid, read_rates, run_job)
+from .jobs import (KINDS, Grid, Job, estimate, is_done, job_log_path, job_state_path, leakage_note, plan, plan_summary,
+                          prepare_grid, read_grid, read_rates, run_job)
 from .layout import Layout, read_json, write_json
 from .pipeline import DEMO
 from .protocol import PROTOCOLS, TrainConfig
@@ -31,7 +31,7 @@ EXECUTORS: tuple[str, ...] = ('inprocess', 'local', 'slurm')
 class Resources:
     "What each job asks for: the cluster options of `sereval reproduce` (`max_jobs` also bounds the local executor)."
     partition: str | None = None   # Slurm partition (default: the cluster's default partition)
-    gpus: int | None = None        # GPUs per extraction and training job (default: 1; none for the offline demo or --device cpu)
+    gpus: int | None = None        # GPUs per extraction and training job, leakage heads too (default: 1; none for the offline demo or --device cpu)
     cpus: int | None = None        # CPUs per job (default: the run's torch threads, the demo's 1, else 8)
     mem: str | None = None         # memory per job, e.g. 32G (default: 4G for the offline demo, else 32G)
     time: int | None = None        # time limit per job in minutes (default: 60 for the offline demo, else 720)
@@ -40,12 +40,12 @@ class Resources:
     max_jobs: int | None = None    # jobs running at once (default: Slurm's limits; local: the CPUs over the threads per job)
 
     def slurm_parameters(self, kind: str, grid: Grid) -> dict:
-        "The submitit parameters of a job of kind `kind` (only extraction and training jobs get GPUs)."
+        "The submitit parameters of a job of kind `kind` (only extraction and training jobs, `leakage` heads included, get GPUs)."
         gpus = self.gpus if self.gpus is not None else (0 if grid.demo or grid.device == 'cpu' else 1)
         p = dict(name=f'sereval-{kind}', timeout_min=int(self.time or (60 if grid.demo else 720)),
                  cpus_per_task=int(self.cpus or grid.threads or (1 if grid.demo else 8)),
                  slurm_mem=self.mem or ('4G' if grid.demo else '32G'))
-        if gpus and kind in ('extract', 'train'): p['gpus_per_node'] = int(gpus)
+        if gpus and kind in ('extract', 'train', 'leakage'): p['gpus_per_node'] = int(gpus)
         for k in ('partition', 'account', 'qos'):
             if getattr(self, k): p[f'slurm_{k}'] = getattr(self, k)
         if self.max_jobs: p['slurm_array_parallelism'] = int(self.max_jobs)
@@ -139,15 +139,18 @@ def slurm_available() -> bool:
 
 def submit_slurm(grid: Grid, todo: Sequence[Job], resources: Resources | None = None,
                  after: Sequence[str] = ()) -> dict[str, str]:
-    "Submit `todo` as one Slurm array per kind of job, each after the previous one (the first after the jobs `after`); job name -> Slurm id."
+    """Submit `todo` as one Slurm array per kind of job, each after the arrays holding the jobs it needs (and after the
+    Slurm jobs `after`, those of an earlier submission still queued or running); job name -> Slurm id."""
     if not slurm_available(): raise SerevalError('Slurm is not available here: sbatch/squeue not found on the PATH')
     resources = resources or Resources()
     ex = submitit.AutoExecutor(folder=Layout(grid.out).jobs/'slurm', cluster='slurm')
-    ids, notes, previous = {}, {}, ':'.join(sorted({i.split('_')[0] for i in after})) or None
-    for kind in dict.fromkeys(j.kind for j in todo):
+    ids, notes, live = {}, {}, {i.split('_')[0] for i in after}
+    array = {}                                     # job name -> its array's id
+    for kind in [k for k in KINDS if any(j.kind == k for j in todo)]:
         wave = [j for j in todo if j.kind == kind]
         params = resources.slurm_parameters(kind, grid)
-        ex.update_parameters(**params, slurm_dependency=f'afterany:{previous}' if previous else None)
+        needs = sorted(live | {array[a] for j in wave for a in j.after if a in array}, key=int)
+        ex.update_parameters(**params, slurm_dependency=f"afterany:{':'.join(needs)}" if needs else None)
         try:
             with ex.batch():
                 subs = [ex.submit(SlurmTask(grid), j) for j in wave]
@@ -156,7 +159,7 @@ def submit_slurm(grid: Grid, todo: Sequence[Job], resources: Resources | None = 
         for j, s in zip(wave, subs):
             ids[j.name] = s.job_id
             notes[j.name] = dict(executor='slurm', id=s.job_id, log=str(s.paths.stdout))
-        previous = subs[0].job_id.split('_')[0]
+            array[j.name] = s.job_id.split('_')[0]
     _note(grid.out, notes)
     return ids
 
@@ -251,6 +254,7 @@ def execute(grid: Grid, executor: str = 'inprocess', resources: Resources | None
     if not quiet: print(f'{len(jobs)} jobs, {len(jobs) - len(todo) - len(live)} done, {len(live)} still in Slurm, '
                         f'{len(todo)} to run ({executor})' if live else
                         f'{len(jobs)} jobs, {len(jobs) - len(todo)} done, {len(todo)} to run ({executor})', flush=True)
+    if not quiet and leakage_note(grid): print(leakage_note(grid), flush=True)
     _fresh(grid.out, todo)
     if executor == 'inprocess': _run_inprocess(grid, todo, quiet)
     elif executor == 'local': _run_local(grid, todo, resources.max_jobs, quiet)
@@ -288,15 +292,17 @@ def run_jobs(data_root=None,                           # corpora root; None: the
              rates=None,                               # file of speeds from `sereval bench extract --save` (for the estimate)
              poll: float = 10.0,                       # seconds between two looks at Slurm's queue
              quiet: bool = False,
-             seeds: Sequence[int] | None = None):       # seeds of the heads (default: the demo's `DEMO.seeds`, or `[config.seed]`)
+             seeds: Sequence[int] | None = None,       # seeds of the heads (default: the demo's `DEMO.seeds`, or `[config.seed]`)
+             leakage: bool = True):                    # also the leakage report's speaker-split heads (random protocol only)
     "Run the benchmark as jobs with `executor` (or only plan it): the status table, or the plan table of a dry run."
     if executor not in EXECUTORS: raise SerevalError(f'unknown executor {executor!r}; expected one of {EXECUTORS}')
     grid = prepare_grid(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed,
-                        paper, kernel, threads, quiet=quiet, seeds=seeds)
+                        paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage)
     if dry_run:
         table = estimate(plan(grid), grid, read_rates(rates))
         if not quiet:
             print(table.drop(columns=['kind']).to_string(index=False))
             print(plan_summary(table))
+            if leakage_note(grid): print(leakage_note(grid))
         return table
     return execute(grid, executor, resources, wait, poll, quiet)

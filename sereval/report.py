@@ -496,12 +496,16 @@ def render_diagnostics(out, flags: pd.DataFrame, mats: Mapping[str, pd.DataFrame
     written += write_table(om, L.tables, 'ood_means', f"Out-of-domain {METRIC_LABELS.get(metric, metric)}: all pairs, "
                            "per cluster, without the flagged rows", _ood_means_notes(), md=_ood_means_markdown(om, labels))
     lk = D.leakage_table(out, list(records))
+    missing = D.leakage_missing(lk)                     # one sentence when nothing is measured (no figure then)
     if len(lk):
         written += write_table(lk, L.tables, 'leakage', 'Speaker leakage: in-domain macro F1 under the random split (the paper\'s) '
                                'and a speaker-independent split', ['gap = f1_random - f1_speaker; gap_low, gap_high: 95 % '
                                'percentile bootstrap interval, resampling `interval` (speakers when each test set has '
                                f'{D.MIN_SPEAKERS} or more)', 'seen_speaker_share: share of the random split\'s test clips '
-                               'whose speaker is in its training part'])
+                               'whose speaker is in its training part'] + ([missing] if missing else []))
+    if missing:
+        for p in L.figures.glob('leakage.*'): p.unlink()    # an earlier render's figure is not this run's
+    else:
         fig = plot_leakage(lk, labels)
         written += save_figure(fig, L.figures, 'leakage'); plt.close(fig)
     order = corpus_order(mats.values(), clusters)

@@ -119,7 +119,8 @@ def reproduce(data_root=None,                           # corpora root; None: th
               kernel: str = 'python3',                  # jupyter kernel of the notebooks
               threads: int | None = None,               # torch threads per backbone (default: the demo's, else torch's)
               jobs: int | None = None,                  # backbones at once (default: the demo's, else 1)
-              quiet: bool = False) -> dict:
+              quiet: bool = False,
+              leakage: bool = True) -> dict:            # also the leakage report's speaker-split heads (the run notebook's `leakage`)
     "Run the benchmark: the run notebook per backbone, then the tables-and-figures notebook. Returns where things are."
     t0 = time.time()
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
@@ -149,7 +150,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
     slugs = [backbone_slug(b) for b in backbones]
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
     common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
-                  train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads)
+                  train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads, leakage=bool(leakage))
     write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))
     jobs = max(1, int(jobs or 1))
     runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common)) for b, s in zip(backbones, slugs)]

@@ -1,12 +1,12 @@
 """The benchmark on a REAL single-node Slurm cluster (Debian's slurm-wlm and munge, started here in a temporary folder):
-the same matrices as in-process, a job cancelled part-way through, a rerun that submits only what is missing."""
+the same matrices and leakage table as in-process, a job cancelled part-way through, a rerun that submits only what is missing."""
 import os, shutil, subprocess, tempfile, time
 from pathlib import Path
 
 import pytest
 
 from slurm_cluster import Cluster, why_not
-from test_executors import BACKBONES, CONFIG, CORPORA, SIZE, assert_same_matrices, in_process
+from test_executors import BACKBONES, CONFIG, CORPORA, SIZE, assert_same_leakage, assert_same_matrices, in_process
 from sereval.cli import main
 from sereval.executors import run_jobs, squeue, status, submitted, wait_slurm
 
@@ -52,6 +52,7 @@ def test_slurm_run_matches_in_process(cluster, reference, tmp_path):
     assert {s['executor'] for s in submitted(out).values()} == {'slurm'}
     assert all(Path(s['log']).exists() for s in submitted(out).values())   # submitit's log of every job
     assert_same_matrices(reference, out)
+    assert_same_leakage(reference, out)                                     # the leakage jobs: the in-process table
 
 def test_cancelled_job_then_rerun(cluster, reference, tmp_path):
     out = tmp_path/'slurm2'
