@@ -128,8 +128,8 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         logits_done = {}
     record = {**done, **want} if reuse else want
     record['logits'] = {}
-    order, scored = [train, *[t for t in tests if t != train]], {}   # scored[seed, test]: the per-clip logits
-    for test in order:              # each test corpus is read once for every seed's head
+    rows = {seed: [] for seed in seeds}    # each seed's rows, in the order of a one-seed run
+    for test in [train, *[t for t in tests if t != train]]:    # each test corpus is read once for every seed's head
         s = stores[test]
         fp = store_fingerprint(s)
         paths = [L.logits(slug, train, test, where(seed)) for seed in seeds]
@@ -141,18 +141,14 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
             dfs = [logits_frame(s, z, split) for z in zs]
             for p, df in zip(paths, dfs): write_frame(p, df)
         record['logits'][test] = fp
-        scored.update({(seed, test): df for seed, df in zip(seeds, dfs)})
-    rows = []
-    for seed in seeds:
-        for test in order:
-            df = scored[seed, test]
+        for seed, df in zip(seeds, dfs):
             if test == train:
-                rows += [(backbone, train, test, 'in', 'none', applied, m, v, seed) for m, v in pair_metrics(df, 'in').items()]
+                rows[seed] += [(backbone, train, test, 'in', 'none', applied, m, v, seed) for m, v in pair_metrics(df, 'in').items()]
             else:
                 for rule in RULES:
                     ms = pair_metrics(df, 'out', priors[train], priors[test], rule)
-                    rows += [(backbone, train, test, 'out', rule, applied, m, v, seed) for m, v in ms.items()]
-    res = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, 'seed'])
+                    rows[seed] += [(backbone, train, test, 'out', rule, applied, m, v, seed) for m, v in ms.items()]
+    res = pd.DataFrame([r for seed in seeds for r in rows[seed]], columns=[*RESULT_COLUMNS, 'seed'])
     write_frame(L.run_metrics(slug, train), seed_means(res) if len(seeds) == 1 else res)   # per-seed rows when several
     record['priors'] = {c: [float(x) for x in priors[c]] for c in [train, *tests]}
     write_json(run_json, record)
