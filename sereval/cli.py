@@ -414,13 +414,9 @@ COMMANDS['bench layers'] = Command('disk use and read speed of the store by numb
 def _sweep_args():
     return [BACKBONE.but(help="a backbone whose stores hold several layers, as embedded (e.g. 'whisper-tiny.en@all')"),
             OUT, CORPORA, DATA_ROOT.but(help="corpora root whose description defines the out-of-domain clusters (default: the paper's clusters)"),
-            *_training(), arg('--rule', choices=_rules(), default='paper', help='logit adjustment of the out-of-domain scores'),
+            *_training(), _adjustment()[1].but(help='logit adjustment of the out-of-domain scores'),
             arg('--normalize', action='store_true', help="layer-normalise each layer before the learned mix (SUPERB's option)"),
             DEVICE, THREADS, QUIET_PROGRESS]
-
-def _rules():
-    from sereval.protocol import RULES
-    return RULES
 
 def _sweep(a):
     import matplotlib; matplotlib.use('Agg')
