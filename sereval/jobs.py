@@ -206,8 +206,8 @@ def is_done(job: Job, grid: Grid) -> bool:
     if job.kind == 'report':
         nb = L.notebooks/REPORT_NOTEBOOK
         S = _speaker_layout(grid)
-        heads = [m for j in plan(grid) if j.kind == 'leakage'
-                 if (m := S.run_metrics(backbone_slug(j.backbone), j.corpus)).exists()]
+        heads = [m for b in grid.backbones for c in grid.leakage_corpora        # the leakage jobs' heads
+                 if (m := S.run_metrics(backbone_slug(b), c)).exists()]
         return (nb.exists() and all(_mtime(L.record(backbone_slug(b))) <= _mtime(nb) for b in grid.backbones)
                 and all(_mtime(m) <= _mtime(nb) for m in heads))
     raise SerevalError(f'unknown job kind {job.kind!r}; expected one of {KINDS}')

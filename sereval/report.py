@@ -153,13 +153,13 @@ def plot_corpus_averages(data: pd.DataFrame, clusters: Mapping[str, Sequence[str
     fig, ax = plt.subplots(figsize=(width, max(3.2, CELL * d.shape[0] + 2.6)))
     annot = _annotations(d)
     if fl is not None: annot[:, :-1] = np.where(fl > 0, annot[:, :-1].astype(str) + '*', annot[:, :-1])
+    half = np.full(d.shape, np.nan)         # half the width of each cell's interval (the last column's from `mean_intervals`)
     if intervals is not None:
-        half = ((intervals[1] - intervals[0]) / 2).reindex(index=data.index, columns=data.columns).T.to_numpy(dtype=float)
-        pm = np.vectorize(lambda v: '' if not np.isfinite(v) else '\n±' + re.sub(r'^0\.', '.', f'{v:.2f}'), otypes=[object])(half)
-        annot[:, :-1] = annot[:, :-1] + pm
+        half[:, :-1] = ((intervals[1] - intervals[0]) / 2).reindex(index=data.index, columns=data.columns).T.to_numpy(dtype=float)
     if mean_intervals is not None:
-        half = np.array([np.subtract(*mean_intervals[s][::-1]) / 2 if s in mean_intervals else np.nan for s in data.columns])
-        annot[:, -1] = annot[:, -1] + np.array(['' if not np.isfinite(v) else '\n±' + re.sub(r'^0\.', '.', f'{v:.2f}') for v in half], dtype=object)
+        half[:, -1] = [np.subtract(*mean_intervals[s][::-1]) / 2 if s in mean_intervals else np.nan for s in data.columns]
+    pm = _annotations(pd.DataFrame(half))
+    annot = np.where(pm != '', annot + '\n±' + pm, annot)
     sns.heatmap(d, annot=annot, fmt='', vmin=0, vmax=vmax, cmap='viridis', ax=ax,
                 annot_kws={'fontsize': FONT if intervals is None and mean_intervals is None else FONT - 3},
                 cbar_kws={'label': METRIC_LABELS.get(metric, metric), 'shrink': 0.8}, linewidths=0.5, linecolor='white')
