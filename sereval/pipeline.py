@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from .backbones import OFFLINE_BACKBONES, backbone_slug
 from .errors import SerevalError
 from .layout import Layout, RunRecord, read_json, write_record
-from .protocol import PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs
+from .protocol import PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs, resolve_clusters
 if TYPE_CHECKING: import pandas as pd
 # The steps (scan, embed, train) are imported inside `run_backbone` and `demo_root`: `DEMO` alone must stay light,
 # since the command line reads it to build its options without loading torch.
@@ -59,13 +59,14 @@ def check_choices(protocol: str, rule: str):
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
 
-def scan_step(data_root, out, corpora: Sequence[str] | None = None, folders: Mapping[str, str] | None = None):
-    "Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters; returns `(manifest, skipped, clusters)`."
+def scan_step(data_root, out, corpora: Sequence[str] | None = None, folders: Mapping[str, str] | None = None,
+              clusters: str = 'paper'):
+    "Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters (`protocol.resolve_clusters`); returns `(manifest, skipped, clusters)`."
     from sereval.corpora import write_manifests
     from sereval.recipes import scan_root
     manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
     write_manifests(manifest, out)
-    return manifest, skipped, load_clusters(data_root)
+    return manifest, skipped, resolve_clusters(clusters, data_root)
 
 def read_manifests(out, corpora: Sequence[str]) -> pd.DataFrame:
     "The manifests of `corpora` that the scan step wrote under `<out>/manifests/`, as one table."
@@ -167,6 +168,7 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  retrain: bool = False,                 # train again even where a finished run exists
                  progress: bool = True,
                  seeds: Sequence[int] | None = None,    # training seeds, one head each (default: `[config.seed]`); the split is `config.seed`'s
+                 clusters: str = 'paper',               # out-of-domain clusters: 'paper', 'extended' or a JSON file (`protocol.resolve_clusters`)
                 ) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
     from tqdm import tqdm
@@ -175,7 +177,8 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     pick_device(device)                                  # an unusable --device fails before anything is written
     check_choices(protocol, rule)
     seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
-    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders)
+    resolve_clusters(clusters)                           # a bad --clusters fails before anything is written
+    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders, clusters=clusters)
     names = sorted(set(manifest.corpus))
     embedded = extract_step(backbone, out, names, device=device, progress=progress)
     for train in tqdm(names, desc=f'{backbone_slug(backbone)}: training corpora', disable=not progress):
