@@ -65,6 +65,11 @@ def test_in_domain_and_out_of_domain_through_the_extended_clusters(run):
     assert set(r.loc[r['domain'] == 'in', 'train']) == {'pavoque', 'ravdess', 'tess'}
     ind = r[(r['domain'] == 'in') & (r['metric'] == r['metric'].iloc[0])]
     assert len(ind) == 3 and ind['value'].between(0, 1).all(), ind
+    from sereval.results import corpus_table, read_manifests, store_seconds
+    from sereval.results import run_records
+    t1 = corpus_table(read_manifests(out, rec.corpora), store_seconds(out, run_records(out))).set_index('corpus')
+    assert t1.loc[['pavoque', 'ravdess', 'tess'], 'clips'].tolist() == [41, 64, 64]      # Table 1 covers what the run scanned
+    assert t1.loc['ravdess', 'speakers'] == 4 and t1.loc['tess', 'speakers'] == 2 and t1.loc['ravdess', 'language'] == 'English'
 
 
 @pytest.mark.slow

@@ -301,3 +301,61 @@ def test_pavoque_segments_from_yaml(tmp_path):
     assert sorted(zip(df['relpath'], df['start'], df['end'])) == sorted(clear)
     from sereval.embed import clip_ids
     assert clip_ids(df).is_unique                                              # a segment is a clip of its own
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fingerprints from the published sizes, `sereval scan` on a new corpus, the clusterings.
+# ---------------------------------------------------------------------------------------------------------------
+@needs_emobox
+def test_fingerprint_of_a_new_corpus_from_its_published_size(tmp_path, capsys):
+    from sereval.cli import main
+    from sereval.protocol import fingerprint_report
+    listing = [r['relpath'] for r in rows('ravdess')]
+    root = tmp_path / 'root'
+    touch(root / 'ravdess', listing)
+    rep = fingerprint_report(scan(root / 'ravdess', 'ravdess'))
+    assert rep[['paper_clips', 'clips', 'verdict']].values.tolist() == [[1440, 1440, 'match']]
+    touch(root / 'cremad', [r['relpath'] for r in rows('cremad')][:-10])
+    assert main(['scan', str(root), '--corpora', 'ravdess,cremad']) == 0
+    out = capsys.readouterr().out
+    assert 'ravdess: 1440 clips, 24 speakers' in out and 'cremad: 7432 clips' in out
+    lines = {l.split()[0]: l for l in out.splitlines() if l.startswith('  ravdess') or l.startswith('  cremad')}
+    assert lines['ravdess'].rstrip().endswith('match') and 'differs' in lines['cremad'] and 'fewer clips' in lines['cremad']
+    calm = fingerprint_report(scan(root / 'ravdess', 'ravdess:calm-other'))
+    assert calm['verdict'].tolist() == ['differs'] and 'other +192' in calm['differences'].iloc[0]
+
+
+def test_published_total_only(tmp_path):
+    from sereval.protocol import _published_row
+    assert _published_row('m3ed', {'clips': 3}, ['anger', 'neutral', 'neutral'])['verdict'] == 'match'
+    row = _published_row('m3ed', {'clips': 5}, ['anger', 'neutral', 'neutral'])
+    assert row['verdict'] == 'differs' and '-2 clips' in row['differences']
+
+
+def test_clusterings(tmp_path):
+    from sereval.errors import SerevalError
+    from sereval.protocol import CLUSTERS, corpus_classes, extended_clusters, resolve_clusters
+    ext = extended_clusters()
+    placed = {c: k for k, v in ext.items() for c in v}
+    for k, v in CLUSTERS.items(): assert ext[k][:len(v)] == v
+    # the rule, restated: the largest paper label set inside the corpus's classes
+    sets = {'cluster2': 7, 'cluster1': 6, 'cluster3': 4}
+    assert placed['ravdess'] == placed['tess'] == placed['iemocap'] == 'cluster2'
+    assert placed['cremad'] == 'cluster1' and 'surprise' not in corpus_classes('cremad')
+    assert placed['pavoque'] == placed['turevdb'] == 'cluster3'
+    assert 'emovdb' not in placed and 'polish' not in placed and 'aesdd' not in placed   # the paper's six stay out
+    assert extended_clusters(['ravdess'])['cluster2'][-1] == 'ravdess' and 'tess' not in extended_clusters(['ravdess'])['cluster2']
+    f = tmp_path / 'c.json'; f.write_text('{"mine": ["ravdess", "cremad"]}')
+    assert resolve_clusters(str(f)) == {'mine': ('ravdess', 'cremad')}
+    f.write_text('{"mine": "ravdess"}')
+    with pytest.raises(SerevalError, match='expected'): resolve_clusters(str(f))
+    with pytest.raises(SerevalError, match='paper or extended'): resolve_clusters(str(tmp_path / 'none.json'))
+    assert resolve_clusters('paper') == CLUSTERS and resolve_clusters('extended') == ext
+
+
+def test_train_refuses_a_bad_clusters_option_before_writing(tmp_path, capsys):
+    from sereval.cli import main
+    (tmp_path / 'root').mkdir()
+    assert main(['train', '--backbone', 'egemaps', '--data-root', str(tmp_path / 'root'), '--out', str(tmp_path / 'out'),
+                 '--clusters', str(tmp_path / 'missing.json')]) == 2
+    assert 'paper or extended' in capsys.readouterr().err and not (tmp_path / 'out').exists()
