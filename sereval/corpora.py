@@ -96,11 +96,12 @@ class Recipe:
     aliases: tuple[str, ...] = ()    # other names accepted by get_recipe
     speakers: str = ''               # where the speaker id comes from
     notes: str = ''                  # deviations, quirks, choices of the paper
+    skip: Mapping[str, str] = field(default_factory=dict)        # canon(raw label) -> why its clips are left out
 
     def __post_init__(self):
         bad = {k: v for k, v in self.label_map.items() if v not in CLASS_INDEX}
         if bad: raise ValueError(f"recipe {self.name}: labels mapped outside the taxonomy: {bad}")
-        if any(k != canon(k) for k in self.label_map): raise ValueError(f"recipe {self.name}: keys must be in canon form")
+        if any(k != canon(k) for k in (*self.label_map, *self.skip)): raise ValueError(f"recipe {self.name}: keys must be in canon form")
         object.__setattr__(self, '__doc__', self.describe())
 
     def __repr__(self) -> str:
@@ -112,7 +113,8 @@ class Recipe:
         for raw, cls in self.label_map.items(): by_class.setdefault(cls, []).append(raw)
         mapping = '; '.join(f"{', '.join(sorted(v))} -> {c}"
                             for c, v in sorted(by_class.items(), key=lambda kv: CLASS_INDEX[kv[0]]))
-        return mapping + ('' if self.closed else '; any other label -> other')
+        left_out = f"; {', '.join(sorted(self.skip))} left out" if self.skip else ''
+        return mapping + left_out + ('' if self.closed else '; any other label -> other')
 
     def describe(self) -> str:
         "The recipe's documentation: corpus, language, expected layout, raw label -> class map, speakers, notes."
@@ -125,6 +127,7 @@ class Recipe:
 
     def map(self, raw: str) -> str:
         "The class of one raw label (`sereval.taxonomy.map_label`; Skip if the label set is closed and `raw` is not in it)."
+        if canon(raw) in self.skip: raise Skip(f"{self.display} label {raw!r}: {self.skip[canon(raw)]}")
         if self.closed and canon(raw) not in self.label_map:
             raise Skip(f"unknown {self.display} label {raw!r} (expected one of {sorted(self.label_map)})")
         return map_label(raw, self.label_map)
