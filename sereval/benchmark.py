@@ -266,14 +266,16 @@ TRACK2_PROTOCOL = 'emobox-cross'
 
 def wa_ua(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
     "EmoBox's WA (`accuracy_score`) and UA (`balanced_accuracy_score`: recall averaged over the classes in `y_true`)."
-    # TODO(issue 21): UA is `sereval.metrics.unweighted_accuracy` once that branch is merged; same definition
     import warnings
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if not len(y_true): return {'wa': float('nan'), 'ua': float('nan')}
+    try: from sereval.metrics import unweighted_accuracy as ua   # the metrics room's UA (the statistics issue), when present
+    except ImportError: ua = None                                # TODO: drop this fallback once `unweighted_accuracy` is merged
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')          # predicted classes absent from y_true: sklearn warns, the score is right
-        return {'wa': float(accuracy_score(y_true, y_pred)), 'ua': float(balanced_accuracy_score(y_true, y_pred))}
+        return {'wa': float(accuracy_score(y_true, y_pred)),
+                'ua': float(ua(y_true, y_pred) if ua is not None else balanced_accuracy_score(y_true, y_pred))}
 
 def emobox_rows(df: pd.DataFrame, backbone: str, train: str, test: str, protocol: str, train_prior=None,
                 test_prior=None) -> list[tuple]:

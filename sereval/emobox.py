@@ -110,7 +110,7 @@ def corpus_listing(data_dir, corpus: str) -> pd.DataFrame:
                         'end': pd.to_numeric(df.get('end_time', np.nan), errors='coerce')})
     return out.drop_duplicates(['relpath', 'start']).reset_index(drop=True)
 
-# %% ../nbs/02c_emobox.ipynb #5c82ad92
+# %% ../nbs/02c_emobox.ipynb #daa612a6
 def _recipe(corpus: str):
     "sereval's recipe of an EmoBox corpus, or None when sereval has none."
     from sereval.recipes import get_recipe
@@ -123,10 +123,11 @@ def _emobox_class(emo: str, label_map: Mapping[str, str], recipe) -> str:
     lm = {canon(k): v for k, v in label_map.items()}
     return EMOBOX_CLASSES.get(canon(lm.get(canon(emo), emo)), 'other')
 
-def _native(recipe, corpus_dir: Path, relpaths: list[str]) -> dict[str, tuple[str, str, str]]:
-    "relpath -> (raw label, class, speaker) as sereval's recipe reads each present file (by name, or from the publisher's table)."
-    out = {}
-    if recipe is None: return out
+def _native(recipe, corpus_dir: Path, relpaths: list[str]) -> tuple[dict[str, tuple[str, str, str]], dict[str, str]] | None:
+    """`({relpath: (raw label, class, speaker)}, {relpath: why skipped})` as sereval's recipe reads each present file (by
+    name, or from the publisher's table); None when there is no recipe, or its table is not there (EmoBox's label decides)."""
+    if recipe is None: return None
+    out, skips = {}, {}
     if recipe.table is not None:
         table = recipe.table(corpus_dir, relpaths)
         if table is not None:
@@ -135,18 +136,30 @@ def _native(recipe, corpus_dir: Path, relpaths: list[str]) -> dict[str, tuple[st
             for i, rel in found.items():
                 raw = canon(str(recs[i]['raw_label']))
                 try: out[rel] = (raw, recipe.map(raw), str(recs[i].get('speaker', '') or ''))
-                except Skip: pass
-            return out
-    if recipe.parse is None: return out
+                except Skip as e: skips[rel] = str(e)
+            for rel in set(relpaths) - set(out) - set(skips): skips[rel] = f"not in {recipe.display}'s metadata table"
+            return out, skips
+    if recipe.parse is None: return None
     for rel in relpaths:
         try:
             raw, spk = recipe.parse(tuple(rel.split('/')))
             raw = canon(raw)
             out[rel] = (raw, recipe.map(raw), spk)
-        except Skip: pass
-    return out
+        except Skip as e: skips[rel] = str(e)
+    return out, skips
 
-# %% ../nbs/02c_emobox.ipynb #40afcf0b
+# %% ../nbs/02c_emobox.ipynb #5ea32e68
+def _on_disk(corpus_dir: Path, relpaths: list[str]) -> list[str]:
+    """`relpaths` as the files are named on disk where a name differs only in its Unicode form or case of accents
+    (an NFD file system, an archive extracted elsewhere): EmoBox's paths are NFC."""
+    if all((corpus_dir / r).is_file() for r in relpaths) or not corpus_dir.is_dir(): return relpaths
+    disk = {}
+    for d, _, files in os.walk(corpus_dir):
+        for f in files:
+            rel = os.path.relpath(os.path.join(d, f), corpus_dir).replace(os.sep, '/')
+            disk.setdefault(unicodedata.normalize('NFC', rel), rel)
+    return [r if (corpus_dir / r).is_file() else disk.get(unicodedata.normalize('NFC', r), r) for r in relpaths]
+
 def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     """Manifest of one EmoBox corpus: EmoBox's clips (its jsonl) whose audio is under `root`, labelled through sereval's
     recipe of the corpus (label and speaker as the native scan reads them), EmoBox's merges honoured; segments of long
@@ -157,11 +170,17 @@ def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     corpus_dir = (base / corpus).resolve()
     listing = corpus_listing(data_dir, corpus)
     label_map = read_label_map(data_dir, corpus)
+    listing['relpath'] = _on_disk(corpus_dir, listing['relpath'].tolist())
     present = listing['relpath'].map(lambda r: (corpus_dir / r).is_file()).to_numpy(bool)
     skipped = [(str(corpus_dir / r), f"listed in EmoBox's {corpus} metadata but no such audio file")
                for r in dict.fromkeys(listing.loc[~present, 'relpath'])]
     rows = listing[present].reset_index(drop=True)
     native = _native(recipe, corpus_dir, sorted(set(rows['relpath'])))
+    if native is not None:            # sereval's recipe reads the files: its verdict is the native scan's, skips included
+        native, why = native
+        skipped += [(str(corpus_dir / r), f"{why[r]} (sereval's {recipe.display} recipe)") for r in sorted(why)]
+        rows = rows[~rows['relpath'].isin(why)].reset_index(drop=True)
+    else: native = {}
     lm = {canon(k): v for k, v in label_map.items()}
     raw, label, speaker, merged = [], [], [], []
     for r in rows.itertuples():

@@ -130,7 +130,7 @@ def test_emobox_scan_equals_the_native_scan(tmp_path, corpus):
     placeholder_tree(tmp_path, corpus)
     ours, skipped = scan_emobox(tmp_path, data)
     native = scan(tmp_path / 'downloads' / corpus, corpus)
-    assert skipped.empty
+    assert sorted(skipped['path']) == sorted(native.attrs['skipped']['path'])     # the clips the recipe leaves out, both ways
     cols = ['relpath', 'corpus', 'raw_label', 'label', 'speaker']
     a = ours[cols].sort_values('relpath').reset_index(drop=True)
     b = native[cols].sort_values('relpath').reset_index(drop=True)
