@@ -270,12 +270,11 @@ def wa_ua(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if not len(y_true): return {'wa': float('nan'), 'ua': float('nan')}
-    try: from sereval.metrics import unweighted_accuracy as ua   # the metrics room's UA (the statistics issue), when present
-    except ImportError: ua = None                                # TODO: drop this fallback once `unweighted_accuracy` is merged
-    with warnings.catch_warnings():
+    ua = compute_metrics(y_true, y_pred).get('unweighted_accuracy')   # the metrics room's UA (the statistics issue), when present
+    with warnings.catch_warnings():                                   # TODO: drop the fallback once `unweighted_accuracy` is merged
         warnings.simplefilter('ignore')          # predicted classes absent from y_true: sklearn warns, the score is right
         return {'wa': float(accuracy_score(y_true, y_pred)),
-                'ua': float(ua(y_true, y_pred) if ua is not None else balanced_accuracy_score(y_true, y_pred))}
+                'ua': float(ua if ua is not None else balanced_accuracy_score(y_true, y_pred))}
 
 def emobox_rows(df: pd.DataFrame, backbone: str, train: str, test: str, protocol: str, train_prior=None,
                 test_prior=None) -> list[tuple]:
