@@ -16,7 +16,8 @@ from .errors import SerevalError
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'MAX_SECONDS', 'SILENCE_PEAK', 'FFMPEG_SUFFIXES', 'AudioError', 'EmptyAudioError',
            'UnreadableAudioError', 'TruncatedAudioError', 'SilentAudioError', 'NonFiniteAudioError',
-           'DecoderMissingError', 'ffmpeg_path', 'load_audio', 'try_load_audio', 'audio_checksum']
+           'SegmentOutOfRangeError', 'DecoderMissingError', 'ffmpeg_path', 'load_audio', 'try_load_audio',
+           'audio_checksum']
 
 # %% ../nbs/03_audio.ipynb #38520dac
 SAMPLE_RATE: int = 16000
@@ -58,6 +59,10 @@ class NonFiniteAudioError(AudioError):
     "The file contains NaN or infinite samples."
     reason = 'non-finite audio'
 
+class SegmentOutOfRangeError(AudioError):
+    "A segment (start/end seconds of a manifest row) that ends after the file does."
+    reason = "segment past the file's end"
+
 class DecoderMissingError(AudioError):
     "The file needs ffmpeg, which is not installed."
     reason = 'ffmpeg is needed to decode this file but was not found on PATH'
@@ -77,8 +82,9 @@ def _wav_truncation(info) -> str | None:
     if declared - actual < max(block, 2): return None   # a missing pad byte, not missing audio
     return f"header declares {declared} bytes of audio data, the file holds {actual}"
 
-def _read_soundfile(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    "Decode with libsndfile -> ([frames, channels] float32, rate)."
+def _read_soundfile(path: Path, max_seconds: float | None, start: float | None = None,
+                    end: float | None = None) -> tuple[np.ndarray, int]:
+    "Decode with libsndfile -> ([frames, channels] float32, rate); a segment `start`-`end` (seconds) reads only its frames."
     try:
         info = sf.info(str(path))
     except Exception as e:  # libsndfile cannot open it at all
@@ -86,10 +92,16 @@ def _read_soundfile(path: Path, max_seconds: float | None) -> tuple[np.ndarray, 
     if (detail := _wav_truncation(info)) is not None: raise TruncatedAudioError(path, detail)
     sr = int(info.samplerate)
     if sr <= 0: raise UnreadableAudioError(path, f'invalid sample rate {sr}')
+    first = 0
     want = info.frames
+    if start is not None:
+        first, last = int(round(start * sr)), int(round(end * sr))
+        if last > info.frames + int(0.01 * sr):
+            raise SegmentOutOfRangeError(path, f'segment {start:g}-{end:g} s, the file lasts {info.frames / sr:g} s')
+        want = min(last, info.frames) - first
     if max_seconds is not None: want = min(want, int(math.ceil((max_seconds + 0.05) * sr)))
     try:
-        x, _ = sf.read(str(path), frames=want, dtype='float32', always_2d=True)
+        x, _ = sf.read(str(path), start=first, frames=want, dtype='float32', always_2d=True)
     except Exception as e:
         raise TruncatedAudioError(path, f'decoding failed part-way: {e}') from None
     if info.frames > 0 and len(x) < want:
@@ -103,12 +115,16 @@ def ffmpeg_path() -> str | None:
     if env is not None: return (shutil.which(env) if env else None)
     return shutil.which('ffmpeg')
 
-def _read_ffmpeg(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    "Decode the first audio stream of a container with ffmpeg -> ([frames, channels] float32, rate)."
+def _read_ffmpeg(path: Path, max_seconds: float | None, start: float | None = None,
+                 end: float | None = None) -> tuple[np.ndarray, int]:
+    "Decode the first audio stream of a container with ffmpeg -> ([frames, channels] float32, rate); a segment `start`-`end` (seconds) only."
     exe = ffmpeg_path()
     if exe is None: raise DecoderMissingError(path, f'{path.suffix} files are decoded with ffmpeg; install it (e.g. apt-get install ffmpeg)')
-    cmd = [exe, '-nostdin', '-hide_banner', '-v', 'error', '-i', str(path), '-map', '0:a:0', '-vn']
-    if max_seconds is not None: cmd += ['-t', f'{max_seconds + 0.05:.3f}']
+    cmd = [exe, '-nostdin', '-hide_banner', '-v', 'error'] + (['-ss', f'{start:.6f}'] if start is not None else [])
+    cmd += ['-i', str(path), '-map', '0:a:0', '-vn']
+    length = None if start is None else end - start
+    if max_seconds is not None: length = min(length or math.inf, max_seconds + 0.05)
+    if length is not None: cmd += ['-t', f'{length:.6f}']
     cmd += ['-f', 'wav', '-acodec', 'pcm_f32le', '-']
     p = subprocess.run(cmd, capture_output=True)
     err = p.stderr.decode('utf-8', 'replace').strip().replace(str(path), '<file>')
@@ -122,22 +138,37 @@ def _read_ffmpeg(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int
         x, sr = sf.read(io.BytesIO(p.stdout), dtype='float32', always_2d=True)
     except Exception as e:
         raise UnreadableAudioError(path, f'could not read ffmpeg output: {e}') from None
+    if start is not None and len(x) < int((min(end - start, max_seconds or math.inf) - 0.01) * sr):
+        raise SegmentOutOfRangeError(path, f'segment {start:g}-{end:g} s: only {len(x) / sr:g} s of it in the file')
     return x, int(sr)
 
 # %% ../nbs/03_audio.ipynb #e0af3489
+def _segment_bounds(start, end) -> tuple[float | None, float | None]:
+    "(start, end) as floats, or (None, None) for the whole file (None or NaN); a bad segment is a `SerevalError`."
+    def f(v): return None if v is None or (isinstance(v, float) and math.isnan(v)) or v == '' else float(v)
+    start, end = f(start), f(end)
+    if start is None and end is None: return None, None
+    if start is None or end is None or not 0 <= start < end:
+        raise SerevalError(f'a segment needs 0 <= start < end (seconds), got start={start}, end={end}')
+    return start, end
+
 def _require_file(path: Path):
     "Raise `UnreadableAudioError` unless `path` is an existing regular file."
     if not path.is_file(): raise UnreadableAudioError(path, 'no such file' if not path.exists() else 'not a regular file')
 
-def load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
-    "Load `path` as float32 mono (mean of channels) at `sr` Hz, cut at `max_seconds`; raise an `AudioError` naming the file."
+def load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECONDS, start: float | None = None,
+               end: float | None = None) -> np.ndarray:
+    """Load `path` as float32 mono (mean of channels) at `sr` Hz, cut at `max_seconds`; raise an `AudioError` naming the file.
+    With `start` and `end` (seconds; a manifest's segment columns) only that segment is read; one past the file's end
+    is a `SegmentOutOfRangeError`."""
     path = Path(path)
     if int(sr) != sr or sr <= 0: raise SerevalError(f'load_audio: sample rate must be a positive integer, got {sr!r}')
     if max_seconds is not None and max_seconds <= 0: raise SerevalError(f'load_audio: max_seconds must be > 0, got {max_seconds!r}')
+    start, end = _segment_bounds(start, end)
     _require_file(path)
     if path.stat().st_size == 0: raise EmptyAudioError(path, 'the file has 0 bytes')
     reader = _read_ffmpeg if path.suffix.lower() in FFMPEG_SUFFIXES else _read_soundfile
-    x, sr_in = reader(path, max_seconds)
+    x, sr_in = reader(path, max_seconds, start, end)
     if x.size == 0: raise EmptyAudioError(path, 'the file holds no audio samples')
     if not np.isfinite(x).all():
         raise NonFiniteAudioError(path, f'{int((~np.isfinite(x)).sum())} NaN or infinite sample values')
@@ -151,9 +182,10 @@ def load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECO
     return y
 
 # %% ../nbs/03_audio.ipynb #0f4624dd
-def try_load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECONDS) -> tuple[np.ndarray | None, str | None]:
+def try_load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECONDS, start: float | None = None,
+                   end: float | None = None) -> tuple[np.ndarray | None, str | None]:
     "`load_audio` that returns `(None, message)` instead of raising an `AudioError`."
-    try: return load_audio(path, sr=sr, max_seconds=max_seconds), None
+    try: return load_audio(path, sr=sr, max_seconds=max_seconds, start=start, end=end), None
     except AudioError as e: return None, str(e)
 
 # %% ../nbs/03_audio.ipynb #10ecbeaf

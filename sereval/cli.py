@@ -14,8 +14,8 @@ from .errors import SerevalError
 
 # %% auto #0
 __all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'EMOBOX', 'THREADS',
-           'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg', 'OneOf',
-           'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'main']
+           'CLUSTERS_OPTION', 'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg',
+           'OneOf', 'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #2e0de4c8
 def comma_list(text: str) -> list[str]:
@@ -251,8 +251,12 @@ def _embed(a):
     print(f"stores: {lay.embeddings / backbone_slug(a.name or a.backbone)}")
 
 # %% ../nbs/99_cli.ipynb #782cb3b5
+CLUSTERS_OPTION = arg('--clusters', default='paper', metavar='paper|extended|FILE',
+                      help="out-of-domain clusters: the paper's (default; or the data root's own), 'extended' (the corpora "
+                           "beyond the paper's placed by their label sets), or a JSON file {name: [corpus, ...]}")
+
 def _train_args():
-    return [BACKBONE, DATA_ROOT.but(required=True), OUT, CORPORA, FOLDER, EMOBOX,
+    return [BACKBONE, DATA_ROOT.but(required=True), OUT, CORPORA, FOLDER, CLUSTERS_OPTION, EMOBOX,
             *_training(), SEEDS('--seed alone'), *_adjustment(), DEVICE, THREADS,
             arg('--retrain', action='store_true', help='train again even where a finished run exists'), QUIET_PROGRESS]
 
@@ -265,7 +269,7 @@ def _train(a):
         torch.set_num_threads(a.threads)
     run = run_backbone(a.backbone, a.data_root, a.out, corpora=a.corpora, config=_config(a), protocol=a.protocol,
                        rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress,
-                       seeds=a.seeds, emobox=a.emobox)
+                       seeds=a.seeds, clusters=a.clusters, emobox=a.emobox)
     summary = summarize(run.results)
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
@@ -377,7 +381,7 @@ def _backbones(a):
     t = t.assign(in_paper=t['in_paper'].map({True: 'yes', False: 'no'})).astype(object)
     _print_columns([list(BACKBONE_LISTING.values())] + t.where(t.notna(), '-').astype(str).values.tolist())
 
-CORPUS_LISTING = dict(corpus='corpus', name='name', language='language', layout='layout as distributed')
+CORPUS_LISTING = dict(corpus='corpus', name='name', language='language', licence='licence', layout='layout as distributed')
 "Columns of `recipes_table` that `sereval corpora` prints, and their headers."
 
 def _corpora(a):

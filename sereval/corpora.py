@@ -18,11 +18,11 @@ from .layout import Layout, read_json, write_frame
 from .taxonomy import CLASSES, CLASS_INDEX, map_label, normalize_label
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'MANIFEST_COLUMNS', 'ROOT_DESCRIPTION', 'PENDING', 'canon', 'fold', 'name_key', 'name_candidates',
-           'lookup', 'Skip', 'Recipe', 'stem', 'match_stem', 'folder_label', 'folder_recipe_parser', 'read_table',
-           'find_column', 'table_files', 'generic_table', 'resolve_table', 'read_xlsx', 'read_textgrid_tier',
-           'empty_manifest', 'suffix_counts', 'scan_folder', 'parse_listing', 'read_root_description', 'write_manifest',
-           'read_manifest', 'write_manifests', 'scan_summary']
+__all__ = ['AUDIO_EXTENSIONS', 'MANIFEST_COLUMNS', 'SEGMENT_COLUMNS', 'ROOT_DESCRIPTION', 'PENDING', 'canon', 'fold', 'name_key',
+           'name_candidates', 'lookup', 'Skip', 'Recipe', 'stem', 'match_stem', 'folder_label', 'folder_recipe_parser',
+           'read_table', 'find_column', 'table_files', 'generic_table', 'resolve_table', 'read_xlsx',
+           'read_textgrid_tier', 'empty_manifest', 'suffix_counts', 'scan_folder', 'parse_listing',
+           'read_root_description', 'write_manifest', 'read_manifest', 'write_manifests', 'scan_summary']
 
 # %% ../nbs/02_corpora.ipynb #3c2d4a68
 _MOJIBAKE_ENCODINGS = ('cp1252', 'latin-1', 'cp866', 'cp437', 'cp850', 'mac_roman')
@@ -97,6 +97,10 @@ class Recipe:
     speakers: str = ''               # where the speaker id comes from
     notes: str = ''                  # deviations, quirks, choices of the paper
     skip: Mapping[str, str] = field(default_factory=dict)        # canon(raw label) -> why its clips are left out
+    url: str = ''                    # where the publisher distributes it
+    licence: str = ''                # its licence, as the publisher states it
+    citation: str = ''               # the reference to cite
+    published: Mapping[str, int] = field(default_factory=dict)   # published clips per class under this map ({'clips': n}: total only)
 
     def __post_init__(self):
         bad = {k: v for k, v in self.label_map.items() if v not in CLASS_INDEX}
@@ -123,6 +127,8 @@ class Recipe:
         if self.meanings: lines.append('Codes: ' + '; '.join(f'{k} = {v}' for k, v in self.meanings.items()) + '.')
         lines.append(f"Speakers: {self.speakers or 'none'}.")
         if self.notes: lines.append(f"Notes: {self.notes}")
+        if self.url or self.licence: lines.append(f"Download: {self.url or 'see the publisher'}; licence: {self.licence or 'see the publisher'}.")
+        if self.citation: lines.append(f"Cite: {self.citation}.")
         return '\n'.join(lines)
 
     def map(self, raw: str) -> str:
@@ -207,7 +213,7 @@ def _norm_rel(s: str) -> str:
 
 def resolve_table(rows: pd.DataFrame, files: Sequence[str]) -> tuple[dict[int, str], list[tuple[str, str, str]]]:
     """Match table rows to files: ({row position: file relpath}, [(row path, table, reason)] for rows without a file).
-    Each file is claimed by at most one row."""
+    Each file is claimed by at most one row, except by segment rows (a `start` time given): many segments share a file."""
     by_name: dict[str, list[str]] = {}
     by_stem: dict[str, list[str]] = {}
     normed = {f: _norm_rel(f) for f in files}
@@ -223,6 +229,7 @@ def resolve_table(rows: pd.DataFrame, files: Sequence[str]) -> tuple[dict[int, s
         base = target.rsplit('/', 1)[-1]
         cands = by_name.get(base) or by_stem.get(os.path.splitext(base)[0], [])
         split = canon(r.get('split', '') or '')
+        segment = str(r.get('start', '') if pd.notna(r.get('start', '')) else '') != ''
         def score(f):
             n = normed[f]
             s = 0
@@ -230,13 +237,14 @@ def resolve_table(rows: pd.DataFrame, files: Sequence[str]) -> tuple[dict[int, s
             elif os.path.splitext(n)[0].endswith(os.path.splitext(target)[0]): s += 2
             if split and any(name_key(c).startswith(name_key(split)) for c in n.split('/')[:-1]): s += 1
             return s
-        cands = sorted((c for c in cands if c not in claimed), key=lambda f: (-score(f), f))
+        cands = sorted((c for c in cands if segment or c not in claimed), key=lambda f: (-score(f), f))
         # a bare basename match is only accepted when the row's directories do not contradict the file's
         cands = [c for c in cands if score(c) >= 2 or '/' not in target]
         if not cands:
             missing.append((r['relpath'], r['source'], 'listed in the metadata table but no such audio file'))
             continue
-        found[idx] = cands[0]; claimed.add(cands[0])
+        found[idx] = cands[0]
+        if not segment: claimed.add(cands[0])
     return found, missing
 
 # %% ../nbs/02_corpora.ipynb #93c98c8a
@@ -268,6 +276,8 @@ def read_textgrid_tier(path: Path, tier: str) -> list[str]:
 # %% ../nbs/02_corpora.ipynb #94ac6a62
 MANIFEST_COLUMNS = ('path', 'relpath', 'corpus', 'raw_label', 'label', 'speaker', 'language')
 "The columns of a manifest, in order (`scan_root` adds `synthetic`)."
+SEGMENT_COLUMNS = ('start', 'end')
+"Optional columns of a manifest whose clips are segments of longer files: start and end, in seconds (empty: the whole file)."
 
 def _walk(corpus_dir: Path) -> tuple[list[str], dict[str, int], list[tuple[str, str]]]:
     """Relative paths (posix) of the audio files, the number of other files per suffix, and the skips (path, reason) of
@@ -343,13 +353,19 @@ def scan_folder(corpus_dir, recipe: Recipe, language: str | None = None) -> pd.D
         found, missing = resolve_table(table, audio)
         records = table.to_dict('records')
         skipped += [(str(corpus_dir / rp), f"{reason} (row of {src})") for rp, src, reason in missing]
+        segments = 'start' in table.columns
         for idx, rel in found.items():
             r = records[idx]
             raw = canon(str(r['raw_label']))
-            try: label = recipe.map(raw)
+            try:
+                label = recipe.map(raw)
+                seg = _segment(r) if segments else ()
             except Skip as e:
                 skipped.append((str(corpus_dir / rel), f"{e} (in {r['source']})")); continue
-            rows.append((rel, raw, label, str(r['speaker'] or '')))
+            rows.append((rel, raw, label, str(r['speaker'] or ''), *seg))
+        if segments:
+            rows, twice = _unique_segments(rows)
+            skipped += [(str(corpus_dir / rel), reason) for rel, reason in twice]
         listed = set(found.values())
         skipped += [(str(corpus_dir / f), _UNDECODABLE) for f in audio if f not in listed and _undecodable(f)]
         listed |= {f for f in audio if _undecodable(f)}
@@ -376,13 +392,38 @@ def _parse_files(recipe: Recipe, relpaths: Iterable[str], corpus_dir: Path) -> t
         rows.append((rel, raw, label, speaker))
     return rows, skipped
 
+def _unique_segments(rows: list[tuple]) -> tuple[list[tuple], list[tuple[str, str]]]:
+    """Rows with one row per (file, start, end), and skips: a segment listed with two labels is ambiguous (every row
+    skipped); listed twice with the same label, it is one clip."""
+    groups: dict[tuple, list[tuple]] = {}
+    for r in rows: groups.setdefault((r[0], r[4], r[5]), []).append(r)
+    keep, skips = [], []
+    for (rel, s, e), rs in groups.items():
+        raws = sorted({r[1] for r in rs})
+        if len(raws) > 1:
+            skips += [(rel, f"segment {s:g}-{e:g} s is listed {len(rs)} times with different labels ({', '.join(raws)}): "
+                            "ambiguous, left out")] * len(rs)
+        else:
+            keep.append(rs[0])
+            skips += [(rel, f"segment {s:g}-{e:g} s is listed again with the same label: one clip")] * (len(rs) - 1)
+    return keep, skips
+
+def _segment(r) -> tuple[float, float]:
+    "(start, end) in seconds of a table row with segment times; Skip when they are not a segment."
+    try: start, end = float(r['start']), float(r['end'])
+    except (TypeError, ValueError, KeyError): raise Skip(f"segment times {r.get('start')!r}-{r.get('end')!r} are not numbers") from None
+    if not (0 <= start < end): raise Skip(f"segment {start:g}-{end:g} s is empty or negative")
+    return start, end
+
 def _finish(recipe, corpus_dir, rows, skipped, language, ignored=None, source='') -> pd.DataFrame:
     if rows:
-        df = pd.DataFrame(rows, columns=['relpath', 'raw_label', 'label', 'speaker'])
+        seg = len(rows[0]) > 4
+        df = pd.DataFrame(rows, columns=['relpath', 'raw_label', 'label', 'speaker', *(SEGMENT_COLUMNS if seg else ())])
         df.insert(0, 'path', [str(corpus_dir / r) for r in df['relpath']])
         df.insert(2, 'corpus', recipe.name)
         df['language'] = language or recipe.language
-        df = df[list(MANIFEST_COLUMNS)].sort_values('relpath', kind='stable').reset_index(drop=True)
+        cols = list(MANIFEST_COLUMNS) + (list(SEGMENT_COLUMNS) if seg else [])
+        df = df[cols].sort_values(['relpath', 'start'] if seg else 'relpath', kind='stable').reset_index(drop=True)
     else:
         df = empty_manifest()
     skipped = [(_printable(p), r) for p, r in skipped]
@@ -444,6 +485,10 @@ def read_manifest(path) -> pd.DataFrame:
         raise SerevalError(f"manifest {path} is damaged or truncated ({type(e).__name__}: {e}); scan the corpora again") from None
     for c in MANIFEST_COLUMNS:
         if c in df.columns: df[c] = df[c].fillna('').astype(str)
+    for c in SEGMENT_COLUMNS:
+        if c not in df.columns: continue
+        try: df[c] = pd.to_numeric(df[c].replace('', np.nan), errors='raise')
+        except (ValueError, TypeError): raise SerevalError(f"manifest {path}: column {c} must hold segment times in seconds") from None
     if 'synthetic' in df.columns:
         df['synthetic'] = df['synthetic'].map(lambda v: v if isinstance(v, (bool, np.bool_)) else str(v).lower() == 'true').astype(bool)
     missing = [c for c in ('path', 'corpus', 'label') if c not in df.columns]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_embed.ipynb #f8958ed7
 from __future__ import annotations
-import time
+import functools, os, time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,23 +21,39 @@ __all__ = ['clip_ids', 'load_for_backbone', 'embed_corpus']
 
 # %% ../nbs/07_embed.ipynb #ad40f016
 def clip_ids(manifest: pd.DataFrame) -> pd.Series:
-    "Clip ids of a manifest: `clip_id`, else `relpath`, else `path`."
+    "Clip ids of a manifest: `clip_id`, else `relpath`, else `path`; a segment's (`start`/`end` given) ends in `@<start>-<end>`."
     for c in ('clip_id', 'relpath', 'path'):
-        if c in manifest.columns and (manifest[c].astype(str) != '').all(): return manifest[c].astype(str)
+        if c in manifest.columns and (manifest[c].astype(str) != '').all():
+            ids = manifest[c].astype(str)
+            if c != 'clip_id' and 'start' in manifest.columns:
+                seg = manifest['start'].notna() & (manifest['start'].astype(str) != '')
+                ids = ids.where(~seg, ids + '@' + manifest['start'].astype(str) + '-' + manifest['end'].astype(str))
+            return ids
     raise SerevalError("manifest has no usable clip_id, relpath or path column")
 
-def load_for_backbone(path, sr: int, max_seconds: float | None = MAX_SECONDS) -> np.ndarray:
+def load_for_backbone(path, sr: int, max_seconds: float | None = MAX_SECONDS, start: float | None = None,
+                      end: float | None = None) -> np.ndarray:
     "A clip as the paper feeds a model of input rate `sr`: mono at `SAMPLE_RATE` (16 kHz), cut at `max_seconds`, then resampled to `sr`."
-    x = load_audio(path, sr=SAMPLE_RATE, max_seconds=max_seconds)
+    x = load_audio(path, sr=SAMPLE_RATE, max_seconds=max_seconds, start=start, end=end)
     return x if sr == SAMPLE_RATE else soxr.resample(x, SAMPLE_RATE, int(sr), quality='HQ').astype(np.float32)
 
-def _load(path: str, sr: int, max_seconds: float, stored: str | None = None):
-    "(checksum, waveform, None); (checksum, None, None) when `stored` is already this checksum; ('' or checksum, None, reason)."
-    try: checksum = audio_checksum(path)
+def _load(path: str, sr: int, max_seconds: float, stored: str | None = None, start=None, end=None):
+    """(checksum, waveform, None); (checksum, None, None) when `stored` is already this checksum; ('' or checksum, None, reason).
+    A segment's checksum is its file's with `@<start>-<end>` appended."""
+    segment = start is not None and pd.notna(start) and str(start) != ''
+    try: checksum = _file_checksum(str(path)) + (f'@{start}-{end}' if segment else '')
     except Exception as e: return '', None, _reason(e, path)
     if stored == checksum: return checksum, None, None
-    try: return checksum, load_for_backbone(path, sr, max_seconds), None
+    try: return checksum, load_for_backbone(path, sr, max_seconds, *((start, end) if segment else ())), None
     except Exception as e: return checksum, None, _reason(e, path)
+
+def _file_checksum(path: str) -> str:
+    "`audio_checksum`, computed once per file, size and modification time (segments share their file's)."
+    st = os.stat(path)
+    return _checksum_cached(path, st.st_size, st.st_mtime_ns)
+
+@functools.lru_cache(maxsize=256)
+def _checksum_cached(path: str, size: int, mtime_ns: int) -> str: return audio_checksum(path)
 
 def _reason(e: Exception, path: str = '') -> str:
     "`ErrorType: message`, without the file name the message may start with (the listing names the file)."
@@ -87,7 +103,8 @@ def embed_corpus(manifest: pd.DataFrame, backbone, store_root, device=None, batc
                 rows = m.to_dict('records')
                 starts = list(range(0, len(rows), chunk))
                 def submit(s):
-                    return [pool.submit(_load, r['path'], enc.sample_rate, max_seconds, stored.get(r['clip_id']))
+                    return [pool.submit(_load, r['path'], enc.sample_rate, max_seconds, stored.get(r['clip_id']),
+                                        r.get('start'), r.get('end'))
                             for r in rows[s:s + chunk]]
                 pending = submit(starts[0]) if starts else []
                 for k, s in enumerate(starts):

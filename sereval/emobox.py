@@ -148,7 +148,7 @@ def _native(recipe, corpus_dir: Path, relpaths: list[str]) -> tuple[dict[str, tu
         except Skip as e: skips[rel] = str(e)
     return out, skips
 
-# %% ../nbs/02c_emobox.ipynb #5ea32e68
+# %% ../nbs/02c_emobox.ipynb #d69e2c25
 def _on_disk(corpus_dir: Path, relpaths: list[str]) -> list[str]:
     """`relpaths` as the files are named on disk where a name differs only in its Unicode form or case of accents
     (an NFD file system, an archive extracted elsewhere): EmoBox's paths are NFC."""
@@ -206,9 +206,8 @@ def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     df = pd.DataFrame({'path': [str(corpus_dir / r) for r in rows['relpath']], 'relpath': rows['relpath'], 'corpus': name,
                        'raw_label': rows['raw_label'], 'label': rows['label'], 'speaker': rows['speaker'],
                        'language': recipe.language if recipe is not None else ''})
-    if segmented:
+    if segmented:                     # `sereval.corpora.SEGMENT_COLUMNS`: the clip ids end in `@<start>-<end>` (`sereval.embed.clip_ids`)
         df['start'], df['end'] = rows['start'].to_numpy(float), rows['end'].to_numpy(float)
-        df['clip_id'] = [f"{segment_key(r, s)}-{e:.3f}" if s == s else r for r, s, e in zip(rows['relpath'], df['start'], df['end'])]
     df = df.sort_values(['relpath'] + (['start'] if segmented else []), kind='stable').reset_index(drop=True)
     df.attrs = {'skipped': pd.DataFrame(skipped, columns=['path', 'reason']), 'merges': pd.DataFrame(report),
                 'differences': differences, 'source': f"EmoBox metadata: {corpus}", 'corpus_dir': str(corpus_dir)}
@@ -257,7 +256,7 @@ def merges_text(manifest: pd.DataFrame) -> str:
         lines.append(f"{r.corpus}: EmoBox's {r.emobox_label} is {r.label} in sereval's map ({r.clips} clips)")
     return '\n'.join(lines)
 
-# %% ../nbs/02c_emobox.ipynb #fe2c4b37
+# %% ../nbs/02c_emobox.ipynb #566b0180
 FOLD_RE = re.compile(r'^(?P<corpus>.+)_(?P<part>train|valid|test)_fold_(?P<k>\d+)\.jsonl$')
 
 def read_folds(data_dir, corpus: str) -> dict[int, dict[str, pd.DataFrame]]:
@@ -317,17 +316,21 @@ def segment_key(path: str, start: float | None = None) -> str:
     return str(path) if start is None or start != start else f"{path}#{float(start):.3f}"
 
 def clip_keys(index: pd.DataFrame) -> list[str]:
-    "`segment_key` of every clip of a manifest or store index (segments: a clip id `<relpath>#<start>-<end>`, as `scan_corpus` writes)."
-    if 'clip_id' not in index: return index['path'].astype(str).tolist()
+    """`segment_key` of every clip of a manifest (segments: its `start` column, seconds) or a store index (whose `start` is
+    a frame: segments are read from clip ids ending in `@<start>-<end>`, as `sereval.embed.clip_ids` makes them)."""
+    paths = index['path'].astype(str).tolist()
+    if 'n_frames' not in index and 'start' in index:
+        return [segment_key(p, pd.to_numeric(s, errors='coerce')) for p, s in zip(paths, index['start'])]
+    if 'clip_id' not in index: return paths
     out = []
-    for p, cid in zip(index['path'].astype(str), index['clip_id'].astype(str)):
-        seg = re.search(r'#([0-9.]+)-[0-9.]+$', cid)
+    for p, cid in zip(paths, index['clip_id'].astype(str)):
+        seg = re.search(r'@([0-9.eE+]+)-[0-9.eE+]+$', cid)
         out.append(segment_key(p, float(seg[1]) if seg else None))
     return out
 
 def fold_masks(index: pd.DataFrame, folds: Mapping[int, Mapping[str, pd.DataFrame]]) -> dict[int, dict]:
-    """For each fold, boolean masks over the clips of `index` (a manifest or store index: `path`, and `start`/`end` in
-    seconds for segments when its clip ids carry them): {'train', 'test', 'unmatched': EmoBox clips not found}."""
+    """For each fold, boolean masks over the clips of `index` (a manifest or store index: `path`; segments as `clip_keys`
+    reads them): {'train', 'test', 'unmatched': EmoBox clips not found}."""
     paths = clip_keys(index)
     out = {}
     for k, parts in folds.items():

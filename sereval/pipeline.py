@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from .backbones import OFFLINE_BACKBONES, backbone_slug
 from .errors import SerevalError
 from .layout import Layout, RunRecord, read_json, write_record
-from .protocol import FOLD_PROTOCOLS, PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs
+from .protocol import FOLD_PROTOCOLS, PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs, resolve_clusters
 if TYPE_CHECKING: import pandas as pd
 # The steps (scan, embed, train) are imported inside `run_backbone` and `demo_root`: `DEMO` alone must stay light,
 # since the command line reads it to build its options without loading torch.
@@ -61,8 +61,8 @@ def check_choices(protocol: str, rule: str):
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
 
 def scan_step(data_root, out, corpora: Sequence[str] | None = None, folders: Mapping[str, str] | None = None,
-              emobox=None):
-    """Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters; returns `(manifest, skipped, clusters)`.
+              clusters: str = 'paper', emobox=None):
+    """Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters (`protocol.resolve_clusters`); returns `(manifest, skipped, clusters)`.
     With `emobox` (EmoBox's `data/` folder) the corpora are read through EmoBox's metadata (`sereval.emobox.scan_emobox`)."""
     from sereval.corpora import write_manifests
     from sereval.recipes import scan_root
@@ -72,7 +72,7 @@ def scan_step(data_root, out, corpora: Sequence[str] | None = None, folders: Map
         manifest, skipped = scan_emobox(data_root, emobox, corpora=corpora)
     else: manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
     write_manifests(manifest, out)
-    return manifest, skipped, load_clusters(data_root)
+    return manifest, skipped, resolve_clusters(clusters, data_root)
 
 def read_manifests(out, corpora: Sequence[str]) -> pd.DataFrame:
     "The manifests of `corpora` that the scan step wrote under `<out>/manifests/`, as one table."
@@ -198,6 +198,7 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  progress: bool = True,
                  seeds: Sequence[int] | None = None,    # training seeds, one head each (default: `[config.seed]`); the split is `config.seed`'s
                  emobox=None,                           # EmoBox's data/ folder: corpora read through its metadata; its folds under protocol 'emobox'
+                 clusters: str = 'paper',               # out-of-domain clusters: 'paper', 'extended' or a JSON file (`protocol.resolve_clusters`)
                 ) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
     from tqdm import tqdm
@@ -206,9 +207,10 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     pick_device(device)                                  # an unusable --device fails before anything is written
     check_choices(protocol, rule)
     seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+    resolve_clusters(clusters)                           # a bad --clusters fails before anything is written
     if protocol in FOLD_PROTOCOLS and emobox is None:
         raise SerevalError(f"protocol {protocol!r} needs EmoBox's data folder (--emobox DATA_DIR) for its folds")
-    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders, emobox=emobox)
+    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders, clusters=clusters, emobox=emobox)
     names = sorted(set(manifest.corpus))
     embedded = extract_step(backbone, out, names, device=device, progress=progress)
     trains = names

@@ -12,17 +12,19 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import SerevalError
-from .taxonomy import CLASSES, CLASS_INDEX, NUM_CLASSES, OTHER_INDEX, label_indices
+import json
+from .taxonomy import CLASSES, CLASS_INDEX, NUM_CLASSES, OTHER, OTHER_INDEX, label_indices
 from .layout import write_text
 # pandas and the corpus framework are imported inside the functions that use them: the command line reads this
 # module (rules, protocols, the training configuration) to build its options, and must stay light.
 
 # %% auto #0
-__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'PROTOCOLS', 'FOLD_PROTOCOLS', 'PAPER_SEED',
-           'RULES', 'ORACLE_RULES', 'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors',
+__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'CLUSTERINGS', 'PROTOCOLS', 'FOLD_PROTOCOLS',
+           'PAPER_SEED', 'RULES', 'ORACLE_RULES', 'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors',
            'build_paper_fingerprints', 'write_paper_fingerprints', 'paper_fingerprints', 'fingerprint_report',
-           'fingerprint_text', 'TrainConfig', 'n_held_out', 'paper_order', 'paper_permutation', 'random_split',
-           'speaker_split', 'make_split', 'estimate_priors', 'adjust_logits']
+           'fingerprint_text', 'cluster_label_sets', 'corpus_classes', 'extended_clusters', 'resolve_clusters',
+           'TrainConfig', 'n_held_out', 'paper_order', 'paper_permutation', 'random_split', 'speaker_split',
+           'make_split', 'estimate_priors', 'adjust_logits']
 
 # %% ../nbs/02b_protocol.ipynb #f6d2fa02
 CLUSTERS: dict[str, tuple[str, ...]] = {
@@ -144,17 +146,33 @@ def _difference_text(ours: np.ndarray, paper: np.ndarray) -> str:
     else: hint.append('another release or another label map')
     return ', '.join(parts) + ' (' + '; '.join(hint) + ')'
 
+def _published_row(corpus: str, published: Mapping[str, int], labels) -> dict:
+    "A `fingerprint_report` row against a recipe's published clips per class (or its published total, `{'clips': n}`)."
+    ours = np.bincount(label_indices(labels), minlength=NUM_CLASSES).astype(np.int64)
+    if set(published) == {'clips'}:
+        same = int(ours.sum()) == int(published['clips'])
+        return {'corpus': corpus, 'paper_clips': int(published['clips']), 'clips': int(ours.sum()), 'verdict': 'match' if same else 'differs',
+                'differences': '' if same else f"{int(ours.sum()) - int(published['clips']):+d} clips (published total only)"}
+    ref = np.array([int(published.get(c, 0)) for c in CLASSES], dtype=np.int64)
+    same = (ours == ref).all()
+    return {'corpus': corpus, 'paper_clips': int(ref.sum()), 'clips': int(ours.sum()), 'verdict': 'match' if same else 'differs',
+            'differences': '' if same else _difference_text(ours, ref)}
+
 def fingerprint_report(manifest: pd.DataFrame) -> pd.DataFrame:
     """Per real corpus of a manifest: the paper's clip count beside the manifest's, `match` or `differs`, and how it
-    differs per class. Corpora without a paper fingerprint (synthetic ones, unknown recipes) are left out."""
+    differs per class. A corpus beyond the paper's is compared with its recipe's published size (`Recipe.published`,
+    in the same columns). Corpora without either (synthetic ones, unknown recipes) are left out."""
     import pandas as pd
     from sereval.recipes import get_recipe
     fp, rows = paper_fingerprints(), []
     synthetic = manifest['synthetic'].astype(bool) if 'synthetic' in manifest else pd.Series(False, index=manifest.index)
     for corpus, sub in manifest[~synthetic].groupby('corpus', sort=False):
-        try: name = get_recipe(corpus).name
+        try: recipe = get_recipe(corpus)
         except SerevalError: continue
-        if name not in fp.index: continue
+        name = recipe.name
+        if name not in fp.index:
+            if recipe.published: rows.append(_published_row(corpus, recipe.published, sub['label']))
+            continue
         paper = fp.loc[name, list(CLASSES)].to_numpy(np.int64)
         ours = np.bincount(label_indices(sub['label']), minlength=NUM_CLASSES).astype(np.int64)
         size = fp.loc[name, 'clips']
@@ -171,15 +189,64 @@ def fingerprint_report(manifest: pd.DataFrame) -> pd.DataFrame:
                      'verdict': 'match' if same else 'differs', 'differences': '' if same else _difference_text(ours, paper)})
     return pd.DataFrame(rows, columns=['corpus', 'paper_clips', 'clips', 'verdict', 'differences'])
 
+def _recipe_name(corpus: str) -> str:
+    from sereval.recipes import get_recipe
+    try: return get_recipe(corpus).name
+    except SerevalError: return corpus
+
 def fingerprint_text(manifest: pd.DataFrame) -> str:
     "`fingerprint_report` as lines for a terminal: corpus, the paper's clips, the manifest's, match or differs (and how)."
     rep = fingerprint_report(manifest)
     if not len(rep): return 'no corpus with a paper fingerprint (the paper\'s clips per class) in this manifest'
-    lines = ["paper's copy vs yours (clips per class, from the paper's class priors):"]
+    from sereval.recipes import CORPORA
+    beyond = not rep['corpus'].map(lambda c: _recipe_name(c) in CORPORA).all()
+    lines = ["paper's copy vs yours (clips per class, from the paper's class priors" +
+             ("; beyond the paper's corpora, from the published sizes):" if beyond else '):')]
     for r in rep.itertuples():
         lines.append(f"  {r.corpus:<12} paper {str(r.paper_clips):>11}  yours {r.clips:>6}  {r.verdict}"
                      + (f": {r.differences}" if r.differences else ''))
     return '\n'.join(lines)
+
+# %% ../nbs/02b_protocol.ipynb #51609eb1
+CLUSTERINGS: tuple[str, ...] = ('paper', 'extended')
+"Named clusterings of `--clusters` (anything else is a JSON file of clusters)."
+
+def cluster_label_sets(clusters: Mapping[str, Sequence[str]] = CLUSTERS) -> dict[str, frozenset[str]]:
+    "Each paper cluster's label set: the emotion classes (not `other`) in any member's paper prior."
+    return {k: frozenset(c for m in v for c, p in zip(CLASSES, PAPER_PRIORS[m]) if p > 0) - {OTHER}
+            for k, v in clusters.items()}
+
+def corpus_classes(corpus: str) -> frozenset[str]:
+    "The emotion classes (not `other`) that a corpus's label map can produce."
+    from sereval.recipes import get_recipe
+    return frozenset(get_recipe(corpus).label_map.values()) - {OTHER}
+
+def extended_clusters(corpora: Iterable[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """The paper's clusters, with every other registered corpus (or only `corpora`) added to the paper cluster whose
+    label set is the largest contained in the corpus's own; a corpus containing none stays out."""
+    from sereval.recipes import RECIPES
+    sets, out = cluster_label_sets(), {k: list(v) for k, v in CLUSTERS.items()}
+    for c in (RECIPES if corpora is None else corpora):
+        if c in PAPER_PRIORS: continue                  # the paper's corpora stay where the paper put them
+        try: own = corpus_classes(c)
+        except SerevalError: continue                   # not a registered corpus (a synthetic one...)
+        fits = [k for k, s in sets.items() if s <= own]
+        if fits: out[max(fits, key=lambda k: len(sets[k]))].append(c)
+    return {k: tuple(v) for k, v in out.items()}
+
+def resolve_clusters(spec: str | None = 'paper', root=None) -> dict[str, tuple[str, ...]]:
+    "The clusters `--clusters` names: 'paper' (`load_clusters(root)`), 'extended' (`extended_clusters`), or a JSON file's."
+    if spec in (None, 'paper'): return load_clusters(root)
+    if spec == 'extended': return extended_clusters()
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise SerevalError(f"--clusters {spec!r}: expected {' or '.join(CLUSTERINGS)}, or a JSON file of clusters "
+                           '({"name": ["corpus", ...]}) that exists')
+    try: d = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: raise SerevalError(f'--clusters {path}: not a readable JSON file ({e})') from None
+    if not isinstance(d, dict) or not all(isinstance(v, list) and all(isinstance(c, str) for c in v) for v in d.values()):
+        raise SerevalError(f'--clusters {path}: expected {{"cluster name": ["corpus", ...]}}')
+    return {str(k): tuple(v) for k, v in d.items()}
 
 # %% ../nbs/02b_protocol.ipynb #a10f6e40
 @dataclass(frozen=True)

@@ -167,7 +167,9 @@ def test_scan_end_to_end(tmp_path, capsys):
 
 
 def test_corpora_lists_every_recipe(capsys):
-    from sereval.recipes import CORPORA
+    from sereval.recipes import RECIPES, CORPORA
     assert main(['corpora']) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [l.split()[0] for l in lines[1:]] == list(CORPORA)
+    assert [l.split()[0] for l in lines[1:]] == list(RECIPES) and len(RECIPES) == 38
+    assert [l.split()[0] for l in lines[1:20]] == list(CORPORA)                  # the paper's 19 first, in its order
+    assert 'licence' in lines[0] and 'CC BY-NC-SA 4.0' in next(l for l in lines if l.startswith('ravdess'))

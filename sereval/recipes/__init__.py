@@ -78,6 +78,7 @@ def variants(corpus: str) -> list[str]:
 # %% ../../nbs/02a_recipes.ipynb #08131af4
 from . import paper, acted, metadata
 
+# %% ../../nbs/02a_recipes.ipynb #fa0dd2e9
 CORPORA: tuple[str, ...] = paper.CORPORA
 "The 19 corpora of the paper, in the order of its matrices."
 NEW_CORPORA: tuple[str, ...] = tuple(sorted(set(RECIPES) - set(CORPORA)))
@@ -89,11 +90,12 @@ RECIPES.clear(); RECIPES.update(_order)
 
 # %% ../../nbs/02a_recipes.ipynb #c77721f5
 def recipes_table() -> pd.DataFrame:
-    "One row per corpus: display name, language, expected layout, raw label -> class map, speakers, notes."
+    "One row per corpus: display name, language, expected layout, raw label -> class map, speakers, notes, download page, licence, citation."
     rows = []
     for r in RECIPES.values():
         rows.append({'corpus': r.name, 'name': r.display, 'language': r.language, 'layout': r.layout,
-                     'map': r.mapping_text().replace('->', '→'), 'speaker': r.speakers, 'notes': r.notes})
+                     'map': r.mapping_text().replace('->', '→'), 'speaker': r.speakers, 'notes': r.notes,
+                     'url': r.url, 'licence': r.licence, 'citation': r.citation})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/02a_recipes.ipynb #e592a8d8

@@ -432,3 +432,33 @@ assert set(CORPORA) <= set(RECIPES), set(CORPORA) - set(RECIPES)
 
 add_variant('demos:guilt-other', {'col': 'other'})
 add_variant('baum:nearest', {'boredom': 'sadness', 'contempt': 'disgust'})
+
+# %% ../../nbs/02a1_recipes_paper.ipynb #51cb2cd7
+from dataclasses import replace
+
+_SOURCES = {   # corpus: (download page, licence as published, citation)
+    'aesdd': ('http://m3c.web.auth.gr/research/aesdd-speech-emotion-recognition/', 'free for academic research (request)',
+              'Vryzas et al. (2018), Journal of the Audio Engineering Society 66(6)'),
+    'baum': ('', 'see the publisher (Bahçeşehir University; research agreement)',
+             'Zhalehpour et al. (2017), IEEE Transactions on Affective Computing 8(3)'),
+    'cafe': ('https://zenodo.org/records/1478765', 'CC BY-NC-SA 4.0', 'Gournay, Lahaie & Lefebvre (2018), ACM MMSys'),
+    'casia': ('http://www.chineseldc.org/', 'see the publisher (CASIA / Chinese LDC)', 'Tao, Liu & Li (2008), CASIA Chinese emotional speech corpus'),
+    'demos': ('https://zenodo.org/records/2544829', 'end-user licence agreement (research, on request)',
+              'Parada-Cabaleiro et al. (2020), Language Resources and Evaluation 54'),
+    'eekk': ('https://www.eki.ee/heli/', 'see the publisher (Institute of the Estonian Language)', 'Altrov & Pajupuu (2015), Estonian Emotional Speech Corpus'),
+    'emodb': ('http://emodb.bilderbar.info/', 'free for research (see the download page)', 'Burkhardt et al. (2005), Interspeech'),
+    'emovo': ('http://voice.fub.it/activities/corpora/emovo/', 'see the download page', 'Costantini et al. (2014), LREC'),
+    'enterface': ('http://www.enterface.net/enterface05/', 'free for research (see the download page)', 'Martin et al. (2006), ICDE Workshops'),
+    'expresso': ('https://speechbot.github.io/expresso/', 'CC BY-NC 4.0', 'Nguyen et al. (2023), Interspeech'),
+    'masc': ('https://catalog.ldc.upenn.edu/LDC2007S09', 'LDC user agreement', 'Wu et al. (2006), Mandarin Affective Speech, LDC2007S09'),
+    'mead': ('https://wywu.github.io/projects/MEAD/MEAD.html', 'see the download page (research)', 'Wang et al. (2020), ECCV'),
+    'meld': ('https://affective-meld.github.io/', 'GPL-3.0 (per the repository)', 'Poria et al. (2019), ACL'),
+    'mesd': ('https://data.mendeley.com/datasets/cy34mh68j9/5', 'CC BY 4.0', 'Duville, Alonso-Valerdi & Ibarra-Zarate (2021), Mendeley Data'),
+    'resd': ('https://huggingface.co/datasets/Aniemore/resd_annotated', 'see the download page', 'Lubenets, Davidchuk & Amentes (2022), Aniemore'),
+    'shemo': ('https://github.com/mansourehk/ShEMO', 'see the download page', 'Mohamad Nezami, Jamshid Lou & Karami (2019), Language Resources and Evaluation 53'),
+    'subesco': ('https://zenodo.org/records/4526477', 'CC BY 4.0', 'Sultana et al. (2021), PLoS ONE 16(4)'),
+    'thorsten': ('https://zenodo.org/records/5525023', 'CC0 1.0', 'Müller & Kreutz, Thorsten-Voice emotional dataset (2021), Zenodo'),
+    'urdu': ('https://github.com/siddiquelatif/URDU-Dataset', 'see the download page', 'Latif et al. (2018), FIT'),
+}
+for _name, (_url, _licence, _cite) in _SOURCES.items():
+    register(replace(RECIPES[_name], url=_url, licence=_licence, citation=_cite))
