@@ -57,7 +57,7 @@ def merges(label_map: Mapping[str, str]) -> dict[str, list[str]]:
     for raw, lab in label_map.items(): pooled.setdefault(lab, []).append(raw)
     return {lab: sorted(raws) for lab, raws in pooled.items() if len({canon(r) for r in raws}) > 1}
 
-# %% ../nbs/02c_emobox.ipynb #04a9e992
+# %% ../nbs/02c_emobox.ipynb #ca565e81
 def downloads_dir(root) -> Path:
     "The folder holding `<corpus>/` audio folders: `root/downloads` when it exists, else `root` itself (ROOT may be either)."
     root = Path(root).expanduser()
@@ -98,7 +98,7 @@ def relpath_of(wav: str, corpus: str) -> str:
 
 def corpus_listing(data_dir, corpus: str) -> pd.DataFrame:
     """EmoBox's clips of `corpus`: relpath, emo (EmoBox's raw label), start, end (seconds; NaN for whole files), from
-    `<corpus>.jsonl`, else from the union of its fold files."""
+    `<corpus>.jsonl`, else from the union of its fold files; a clip listed twice is in it twice (`scan_corpus` decides)."""
     d = Path(data_dir) / corpus
     files = [d / f'{corpus}.jsonl'] if (d / f'{corpus}.jsonl').is_file() else sorted(d.glob('fold_*/*_fold_*.jsonl'))
     if not files: raise SerevalError(f"no EmoBox metadata for {corpus} in {d} (expected {corpus}.jsonl)")
@@ -108,7 +108,7 @@ def corpus_listing(data_dir, corpus: str) -> pd.DataFrame:
     out = pd.DataFrame({'relpath': [relpath_of(w, corpus) for w in df['wav']], 'emo': df['emo'].astype(str),
                         'start': pd.to_numeric(df.get('start_time', np.nan), errors='coerce'),
                         'end': pd.to_numeric(df.get('end_time', np.nan), errors='coerce')})
-    return out.drop_duplicates(['relpath', 'start']).reset_index(drop=True)
+    return out
 
 # %% ../nbs/02c_emobox.ipynb #daa612a6
 def _recipe(corpus: str):
@@ -148,7 +148,7 @@ def _native(recipe, corpus_dir: Path, relpaths: list[str]) -> tuple[dict[str, tu
         except Skip as e: skips[rel] = str(e)
     return out, skips
 
-# %% ../nbs/02c_emobox.ipynb #d69e2c25
+# %% ../nbs/02c_emobox.ipynb #d1c8cb62
 def _on_disk(corpus_dir: Path, relpaths: list[str]) -> list[str]:
     """`relpaths` as the files are named on disk where a name differs only in its Unicode form or case of accents
     (an NFD file system, an archive extracted elsewhere): EmoBox's paths are NFC."""
@@ -160,6 +160,18 @@ def _on_disk(corpus_dir: Path, relpaths: list[str]) -> list[str]:
             disk.setdefault(unicodedata.normalize('NFC', rel), rel)
     return [r if (corpus_dir / r).is_file() else disk.get(unicodedata.normalize('NFC', r), r) for r in relpaths]
 
+def _duplicates(listing: pd.DataFrame, corpus_dir: Path, corpus: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """EmoBox's clips listed more than once: once when the labels agree, left out when they differ (PAVOQUE lists 119
+    outtake segments both as poker and as sad); `(listing, skips)`."""
+    key = listing['relpath'] + '@' + listing['start'].map(lambda x: '' if x != x else f'{x:.3f}')
+    labels = listing.groupby(key, sort=False)['emo'].agg(lambda e: sorted(set(e)))
+    conflict = labels[labels.map(len) > 1]
+    skips = [(str(corpus_dir / k.rstrip('@')), f"listed in EmoBox's {corpus} metadata with different labels ({', '.join(v)}): left out")
+             for k, v in conflict.items()]
+    twice = key.duplicated() & ~key.isin(conflict.index)
+    skips += [(str(corpus_dir / k.rstrip('@')), f"listed twice in EmoBox's {corpus} metadata: one clip") for k in key[twice]]
+    return listing[~key.isin(conflict.index) & ~twice].reset_index(drop=True), skips
+
 def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     """Manifest of one EmoBox corpus: EmoBox's clips (its jsonl) whose audio is under `root`, labelled through sereval's
     recipe of the corpus (label and speaker as the native scan reads them), EmoBox's merges honoured; segments of long
@@ -170,10 +182,11 @@ def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     corpus_dir = (base / corpus).resolve()
     listing = corpus_listing(data_dir, corpus)
     label_map = read_label_map(data_dir, corpus)
+    listing, skipped = _duplicates(listing, corpus_dir, corpus)
     listing['relpath'] = _on_disk(corpus_dir, listing['relpath'].tolist())
     present = listing['relpath'].map(lambda r: (corpus_dir / r).is_file()).to_numpy(bool)
-    skipped = [(str(corpus_dir / r), f"listed in EmoBox's {corpus} metadata but no such audio file")
-               for r in dict.fromkeys(listing.loc[~present, 'relpath'])]
+    skipped += [(str(corpus_dir / r), f"listed in EmoBox's {corpus} metadata but no such audio file")
+                for r in dict.fromkeys(listing.loc[~present, 'relpath'])]
     rows = listing[present].reset_index(drop=True)
     native = _native(recipe, corpus_dir, sorted(set(rows['relpath'])))
     if native is not None:            # sereval's recipe reads the files: its verdict is the native scan's, skips included

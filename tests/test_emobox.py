@@ -233,3 +233,44 @@ def test_track2_on_ravdess_balanced_set(tmp_path):
     wa = t2.query("train == 'savee' and metric == 'wa'")['value'].item()
     assert wa == pytest.approx((z.argmax(1) == y).mean())
     assert (np.bincount(y, minlength=len(CLASSES))[np.unique(y)] == 60).all()       # balanced: 60 clips a class
+
+
+@needs_listings
+def test_pavoque_segments_are_clips(tmp_path):
+    "PAVOQUE's EmoBox metadata cuts a few long recordings into segments: each is a clip (start/end in seconds, its own clip id)."
+    from sereval.embed import clip_ids
+    from sereval.emobox import clip_keys
+    data = emobox_data(tmp_path, ['pavoque'], folds=False)
+    placeholder_tree(tmp_path, 'pavoque')
+    m, skipped = scan_emobox(tmp_path, data)
+    raw = listing('pavoque')
+    key = raw['relpath'] + '@' + raw['start_time']
+    n_labels = raw.groupby(key)['emo'].nunique()
+    conflicting = int(n_labels.gt(1).sum())                                   # outtakes EmoBox lists as poker and as sad
+    twice = int((key.duplicated() & ~key.isin(n_labels[n_labels > 1].index)).sum())
+    assert (conflicting, len(raw), key.nunique()) == (119, 7334, 7165)
+    assert len(m) == key.nunique() - conflicting and m['path'].nunique() == raw['relpath'].nunique() < 20
+    reasons = skipped['reason'].str.contains('different labels')
+    assert reasons.sum() == conflicting and (~reasons).sum() == twice and skipped.loc[~reasons, 'reason'].str.contains('one clip').all()
+    assert (m['start'] < m['end']).all() and clip_ids(m).is_unique
+    first = raw.iloc[0]
+    row = m[(m.relpath == first.relpath) & (m.start == float(first.start_time))]
+    assert len(row) == 1 and row['end'].item() == float(first.end_time)
+    assert len(set(clip_keys(m))) == len(m)          # folds can tell the segments of one file apart
+
+
+@pytest.mark.slow
+@needs_listings
+def test_reproduce_with_the_emobox_protocol(tmp_path):
+    "`sereval reproduce --protocol emobox --emobox DATA_DIR`: the papermill run and the tables-and-figures notebook write tables/emobox.md."
+    data = emobox_data(tmp_path, ['ravdess'])
+    placeholder_tree(tmp_path, 'ravdess', audio=True)
+    out = tmp_path / 'out'
+    assert cli_main(['reproduce', '--data-root', str(tmp_path), '--emobox', str(data), '--protocol', 'emobox', '--backbones',
+                     'whisper-logmel', '--out', str(out), '--epochs', '1', '--lr', '3e-3', '--batch-size', '64', '--no-paper',
+                     '--quiet']) == 0
+    md = (Layout(out).tables / 'emobox.md').read_text()
+    assert 'ravdess' in md and '| 6 |' in md
+    nb = (Layout(out).notebooks / '21_tables_and_figures.ipynb').read_text()
+    assert 'EmoBox folds' in nb and 'random 80/20' in nb
+    assert cli_main(['reproduce', '--data-root', str(tmp_path), '--protocol', 'emobox', '--out', str(out), '--no-paper']) == 2
