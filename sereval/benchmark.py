@@ -18,15 +18,17 @@ from .corpora import read_manifest
 from .errors import SerevalError
 from .head import FrameMLP
 from .layout import MATRIX_INDEX, Layout, atomic_write, read_json, write_frame, write_json
-from .metrics import METRICS, evaluate
+from .metrics import METRICS, compute_metrics, evaluate, ood_predictions
 from .protocol import CLUSTERS, PROTOCOLS, RULES, TrainConfig, class_priors, make_split, ood_pairs
 from .store import list_corpora, open_store, EmbeddingStore
 from .taxonomy import CLASSES, NUM_CLASSES, label_indices
 from .train import predict_heads, resolve_device, train_head
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'LOGIT_COLUMNS', 'seed_means', 'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits',
-           'pair_metrics', 'run_corpus', 'results_matrix', 'write_tables', 'run_grid', 'summarize']
+__all__ = ['RESULT_COLUMNS', 'LOGIT_COLUMNS', 'EMOBOX_METRICS', 'FOLD_COLUMNS', 'TRACK2_PROTOCOL', 'seed_means',
+           'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits', 'pair_metrics', 'run_corpus',
+           'results_matrix', 'write_tables', 'run_grid', 'summarize', 'wa_ua', 'emobox_rows', 'fold_layout',
+           'run_folds', 'fold_results', 'fold_summary', 'protocol_comparison', 'run_track2']
 
 # %% ../nbs/11_benchmark.ipynb #3922b43f
 RESULT_COLUMNS: tuple[str, ...] = ('backbone', 'train', 'test', 'domain', 'rule', 'protocol', 'metric', 'value')
@@ -88,18 +90,26 @@ def _store_labels(store: EmbeddingStore) -> np.ndarray:
 def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[str, EmbeddingStore], out,
                priors: Mapping[str, np.ndarray], config: TrainConfig = TrainConfig(), protocol: str = PROTOCOLS[0],
                device=None, retrain: bool = False, progress: bool = False,
-               seeds: Sequence[int] | None = None) -> pd.DataFrame:
+               seeds: Sequence[int] | None = None,
+               split: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Train (or reuse) the heads of `train`, one per seed of `seeds` (default `[config.seed]`), trained together on the
     split and batch order of `config.seed`; save logits for `train` and every corpus of `tests`; return the result rows
-    of every seed (`RESULT_COLUMNS` and `seed`). `metrics.csv` holds the same rows (the `seed` column only when there are several seeds)."""
+    of every seed (`RESULT_COLUMNS` and `seed`). `metrics.csv` holds the same rows (the `seed` column only when there are several seeds).
+    `split`: `(train mask, test mask)` over the store's clips given by the caller (an EmoBox fold) instead of `make_split`'s;
+    clips in neither are `unused`."""
     L, slug = Layout(out), backbone_slug(backbone)
     seeds = [int(config.seed)] if seeds is None else [int(s) for s in seeds]
     where = lambda s: None if s == seeds[0] else s      # the first seed's files where a one-seed run keeps them
     store = stores[train]
     if len(store.index) < 2: raise SerevalError(f'{store.folder}: {len(store.index)} clip(s); at least 2 are needed to train and test')
-    held_out, applied = make_split(store.index, protocol, config.test_size, config.seed, dim=store.dim)
+    if split is None:
+        held_out, applied = make_split(store.index, protocol, config.test_size, config.seed, dim=store.dim)
+        used = np.ones(len(held_out), dtype=bool)
+    else:
+        used, held_out, applied = np.asarray(split[0], bool) | np.asarray(split[1], bool), np.asarray(split[1], bool), protocol
     want = {'backbone': backbone, 'train': train, 'config': config.to_dict(), 'protocol_requested': protocol,
             'protocol': applied, 'store': store_fingerprint(store), 'dim': store.dim}
+    if split is not None: want['split_sha1'] = hashlib.sha1(np.packbits(np.stack([used, held_out])).tobytes()).hexdigest()
     if seeds != [config.seed]: want['seeds'] = seeds
     run_json = L.run_state(slug, train)
     done = read_json(run_json, 'run state') if run_json.exists() and not retrain else {}
@@ -116,7 +126,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
     else:
         if run_json.exists(): run_json.unlink()          # the old run no longer counts as done
         starts, lengths = _store_clips(store)
-        keep = ~held_out
+        keep = used & ~held_out
         t = time.time()
         try: model = train_head(store.frames, starts[keep], lengths[keep], _store_labels(store)[keep], config,
                                 device=device, progress=f'{train}' if progress else False, seeds=seeds)
@@ -137,7 +147,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         else:
             try: zs = predict_heads(models, s.frames, *_store_clips(s), device=device)
             except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
-            split = np.where(held_out, 'test', 'train') if test == train else np.full(len(s.index), 'ood')
+            split = np.where(held_out, 'test', np.where(used, 'train', 'unused')) if test == train else np.full(len(s.index), 'ood')
             dfs = [logits_frame(s, z, split) for z in zs]
             for p, df in zip(paths, dfs): write_frame(p, df)
         record['logits'][test] = fp
@@ -245,3 +255,155 @@ def summarize(results: pd.DataFrame, metric: str = 'macro_f1') -> pd.DataFrame:
     if not len(r): return pd.DataFrame(columns=['domain', 'rule', 'pairs', f'mean {metric}'])
     g = r.groupby(['domain', 'rule'])['value']
     return pd.DataFrame({'pairs': g.count(), f'mean {metric}': g.mean()}).reset_index()
+
+# %% ../nbs/11_benchmark.ipynb #c573adb0
+EMOBOX_METRICS: tuple[str, ...] = ('wa', 'ua')
+"EmoBox's names, added to the result rows under the EmoBox protocols: WA = accuracy, UA = balanced accuracy (the mean recall over the true classes)."
+FOLD_COLUMNS: tuple[str, ...] = (*RESULT_COLUMNS, 'fold')
+"Columns of the per-fold rows of an EmoBox run (`runs/<slug>/<train>/folds.csv`)."
+TRACK2_PROTOCOL = 'emobox-cross'
+"The protocol name of EmoBox's track 2 rows: heads of the other corpora tested on each balanced cross-corpus set."
+
+def wa_ua(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
+    "EmoBox's WA (`accuracy_score`) and UA (`balanced_accuracy_score`: recall averaged over the classes in `y_true`)."
+    import warnings
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if not len(y_true): return {'wa': float('nan'), 'ua': float('nan')}
+    ua = compute_metrics(y_true, y_pred).get('unweighted_accuracy')   # the metrics room's UA (the statistics issue), when present
+    with warnings.catch_warnings():                                   # TODO: drop the fallback once `unweighted_accuracy` is merged
+        warnings.simplefilter('ignore')          # predicted classes absent from y_true: sklearn warns, the score is right
+        return {'wa': float(accuracy_score(y_true, y_pred)),
+                'ua': float(ua if ua is not None else balanced_accuracy_score(y_true, y_pred))}
+
+def emobox_rows(df: pd.DataFrame, backbone: str, train: str, test: str, protocol: str, train_prior=None,
+                test_prior=None) -> list[tuple]:
+    "`wa`/`ua` result rows of one saved logits table: in-domain on its `test` split (raw arg-max), out-of-domain under every rule."
+    if test == train:
+        d = df[df['split'] == 'test']
+        return [(backbone, train, test, 'in', 'none', protocol, m, v)
+                for m, v in wa_ua(d['y'], d[list(LOGIT_COLUMNS)].to_numpy().argmax(1)).items()]
+    z, y = df[list(LOGIT_COLUMNS)].to_numpy(), df['y'].to_numpy()
+    return [(backbone, train, test, 'out', rule, protocol, m, v) for rule in RULES
+            for m, v in wa_ua(*ood_predictions(z, y, train_prior, test_prior, rule)).items()]
+
+# %% ../nbs/11_benchmark.ipynb #b60f77ae
+def fold_layout(out, k: int) -> Layout:
+    "Where the heads of EmoBox fold `k` live: `<out>/protocols/emobox/fold_<k>/` (the run's embeddings are shared)."
+    return Layout(out).protocol(f'emobox/fold_{int(k)}')
+
+def run_folds(backbone: str, train: str, tests: Sequence[str], stores: Mapping[str, EmbeddingStore], out,
+              priors: Mapping[str, np.ndarray], folds: Mapping[int, Mapping[str, np.ndarray]],
+              config: TrainConfig = TrainConfig(), device=None, retrain: bool = False, progress: bool = False,
+              seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """EmoBox's protocol for one training corpus. For each fold (`{k: {'train': mask, 'test': mask}}` over the store's
+    clips, `sereval.emobox.fold_masks`) the heads train on the fold's train clips, are tested in-domain on its test clips
+    and out-of-domain on the whole of every corpus of `tests`. Returns every fold's rows (`FOLD_COLUMNS`, with `wa` and
+    `ua`); writes them to `runs/<slug>/<train>/folds.csv`, their mean over folds as the corpus's `metrics.csv` (what the
+    matrices show), logits in the run folder (in-domain each clip's out-of-fold logits, out-of-domain the mean of the fold
+    heads' logits: what the diagnostics and intervals read), and the run state last, so the rest of the pipeline reads an
+    EmoBox run as any other."""
+    L, slug = Layout(out), backbone_slug(backbone)
+    seeds = [int(config.seed)] if seeds is None else [int(s) for s in seeds]
+    if not folds: raise SerevalError(f'{train}: no EmoBox folds to train on')
+    store, parts, sizes = stores[train], [], {}
+    for k, m in folds.items():
+        n_train, n_test = int(np.sum(m['train'])), int(np.sum(m['test']))
+        if not n_train or not n_test:
+            raise SerevalError(f"{train}: EmoBox fold {k} matches {n_train} training and {n_test} test clips of {store.folder}; "
+                               "are these EmoBox's folds of this corpus?")
+        sizes[int(k)] = {'train': n_train, 'test': n_test, 'unmatched': int(m.get('unmatched', 0))}
+        F = fold_layout(out, k).out
+        res = run_corpus(backbone, train, tests, stores, F, priors, config, 'emobox', device, retrain, progress, seeds,
+                         split=(m['train'], m['test']))
+        extra = [r for t in [train, *[t for t in tests if t != train]]
+                 for r in emobox_rows(load_logits(F, backbone, train, t), backbone, train, t, 'emobox', priors[train], priors[t])]
+        res = pd.concat([seed_means(res), pd.DataFrame(extra, columns=list(RESULT_COLUMNS))], ignore_index=True)
+        parts.append(res.assign(fold=int(k)))
+    rows = pd.concat(parts, ignore_index=True)[list(FOLD_COLUMNS)]
+    for t in [train, *[t for t in tests if t != train]]:     # the run folder's logits, read by the diagnostics and intervals
+        dfs = [load_logits(fold_layout(out, k).out, backbone, train, t) for k in folds]
+        df, cols = dfs[0].copy(), list(LOGIT_COLUMNS)
+        if t == train:                                       # out-of-fold: each clip's logits from the fold head that tested it
+            trained = np.any([(d['split'] == 'train').to_numpy() for d in dfs], axis=0)
+            df['split'] = np.where(trained, 'train', 'unused')
+            for d in dfs:
+                te = (d['split'] == 'test').to_numpy()
+                df.loc[te, cols] = d.loc[te, cols].to_numpy(); df.loc[te, 'split'] = 'test'
+        else: df[cols] = np.mean([d[cols].to_numpy() for d in dfs], axis=0).astype(np.float32)   # the fold heads' mean
+        write_frame(L.logits(slug, train, t), df)
+    write_frame(L.run(slug, train) / 'folds.csv', rows)
+    mean = rows.groupby(list(RESULT_COLUMNS[:-1]), sort=False)['value'].mean().reset_index()[list(RESULT_COLUMNS)]
+    write_frame(L.run_metrics(slug, train), mean)
+    write_json(L.run_state(slug, train), {'backbone': backbone, 'train': train, 'config': config.to_dict(),
+                                          'protocol_requested': 'emobox', 'protocol': 'emobox', 'folds': sizes, 'seeds': seeds})
+    return rows
+
+# %% ../nbs/11_benchmark.ipynb #08a4e525
+def fold_results(out, backbone: str) -> pd.DataFrame:
+    "Every fold's rows of every corpus of an EmoBox run of `backbone` (`FOLD_COLUMNS`); empty when it has none."
+    files = sorted(Layout(out).runs(backbone_slug(backbone)).glob('*/folds.csv'))
+    if not files: return pd.DataFrame(columns=list(FOLD_COLUMNS))
+    return pd.concat([pd.read_csv(f, keep_default_na=False, na_values=['']) for f in files], ignore_index=True)
+
+def fold_summary(folds: pd.DataFrame, metrics: Sequence[str] = ('wa', 'ua', 'macro_f1', 'micro_f1')) -> pd.DataFrame:
+    "In-domain mean and spread (sample standard deviation) over folds per corpus and metric: columns corpus, metric, mean, std, folds."
+    d = folds[(folds['domain'] == 'in') & folds['metric'].isin(metrics)]
+    g = d.groupby(['train', 'metric'], sort=False)['value']
+    out = pd.DataFrame({'mean': g.mean(), 'std': g.std(ddof=1), 'folds': g.count()}).reset_index()
+    return out.rename(columns={'train': 'corpus'})
+
+def protocol_comparison(out, backbone: str, metric: str = 'macro_f1') -> pd.DataFrame:
+    """Per corpus of an EmoBox run: the in-domain `metric` of the paper's random 80/20 head (`<out>/protocols/random/`,
+    trained on the same features) beside EmoBox's speaker-independent fold mean and spread, and their difference (a
+    second measure of speaker leakage). Empty when the run has no EmoBox folds."""
+    s = fold_summary(fold_results(out, backbone), [metric])
+    cols = ['corpus', 'random 80/20', 'EmoBox folds', 'fold std', 'folds', 'difference']
+    if not len(s): return pd.DataFrame(columns=cols)
+    R, slug, rows = Layout(Layout(out).protocol(PROTOCOLS[0]).out), backbone_slug(backbone), []
+    for r in s.itertuples():
+        p = R.run_metrics(slug, r.corpus)
+        m = pd.read_csv(p) if p.exists() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+        v = m[(m['domain'] == 'in') & (m['metric'] == metric)]['value']
+        rnd = float(v.mean()) if len(v) else float('nan')
+        rows.append((r.corpus, rnd, r.mean, r.std, r.folds, rnd - r.mean))
+    return pd.DataFrame(rows, columns=cols)
+
+# %% ../nbs/11_benchmark.ipynb #c91d7a46
+def _heads(out, backbone: str, train: str, dim: int) -> list:
+    "The trained heads of `train` (every EmoBox fold's first-seed head, else the run's own), in evaluation mode."
+    L, slug = Layout(out), backbone_slug(backbone)
+    state = read_json(L.run_state(slug, train), 'run state')
+    config = TrainConfig.from_dict(state['config'])
+    files = ([fold_layout(out, k).model(slug, train) for k in sorted(state['folds'], key=int)] if state.get('protocol') == 'emobox'
+             else [L.model(slug, train)])
+    heads = []
+    for f in files:
+        m = FrameMLP(dim, config.hidden, NUM_CLASSES, config.dropout)
+        m.load_state_dict(torch.load(f, map_location='cpu', weights_only=True)); heads.append(m.eval())
+    return heads
+
+def run_track2(backbone: str, out, stores: Mapping[str, EmbeddingStore], sets: Mapping[str, np.ndarray],
+               trains: Sequence[str], device=None) -> pd.DataFrame:
+    """EmoBox's track 2: for each balanced set (`{corpus: mask over its store's clips}`, `sereval.emobox.track2_mask`),
+    the heads of every other training corpus of `trains` (every fold's, under the EmoBox protocol) predict its clips among
+    the classes the set holds (EmoBox's four shared classes); the mean over a corpus's heads is the cell. Writes and
+    returns the rows (`RESULT_COLUMNS`, domain `cross`, protocol `emobox-cross`) at `<out>/protocols/emobox-cross/results/<slug>.csv`."""
+    rows = []
+    for test, mask in sets.items():
+        s = stores[test]
+        starts, lengths = _store_clips(s)
+        y = _store_labels(s)[mask]
+        allowed = np.isin(np.arange(NUM_CLASSES), np.unique(y))
+        for train in trains:
+            if train == test: continue
+            zs = predict_heads(_heads(out, backbone, train, s.dim), s.frames, starts[mask], lengths[mask], device=resolve_device(device))
+            per = []
+            for z in zs:
+                pred = np.where(allowed, z, -np.inf).argmax(1)
+                per.append({**compute_metrics(y, pred), **wa_ua(y, pred)})
+            for m in per[0]:
+                rows.append((backbone, train, test, 'cross', 'none', TRACK2_PROTOCOL, m, float(np.mean([p[m] for p in per]))))
+    res = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    write_frame(Layout(out).protocol(TRACK2_PROTOCOL).results(backbone_slug(backbone)), res)
+    return res

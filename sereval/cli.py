@@ -13,9 +13,9 @@ from . import __version__
 from .errors import SerevalError
 
 # %% auto #0
-__all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'THREADS', 'CLUSTERS_OPTION',
-           'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg', 'OneOf',
-           'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'main']
+__all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'EMOBOX', 'THREADS',
+           'CLUSTERS_OPTION', 'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg',
+           'OneOf', 'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #2e0de4c8
 def comma_list(text: str) -> list[str]:
@@ -126,13 +126,15 @@ BACKBONE = arg('--backbone', required=True, metavar='NAME',
 DEVICE = arg('--device', metavar='NAME', help='cpu, cuda, cuda:1 ... (default: CUDA when available, else CPU)')
 FOLDER = arg('--folder', metavar='NAME=DIR', type=key_value, action='append', default=[],
              help='folder of a corpus whose folder name is not its own, relative to the data root or absolute (repeatable)')
+EMOBOX = arg('--emobox', metavar='DATA_DIR',
+             help="EmoBox's data/ folder: read the corpora through EmoBox's metadata (the data root holds its downloads/<corpus>/ audio, or is downloads/)")
 THREADS = arg('--threads', type=positive(int), metavar='N', help="torch CPU threads for training (default: torch's choice; 1 is often fastest for the small head)")
 
 def _adjustment() -> list[Arg]:
     "`--protocol` and `--rule`: the choices are the protocol's."
     from sereval.protocol import PROTOCOLS, RULES
     return [arg('--protocol', choices=PROTOCOLS, default=PROTOCOLS[0],
-                help="in-domain split: the paper's random 80/20, or speaker-independent"),
+                help="in-domain split: the paper's random 80/20, speaker-independent, or EmoBox's folds (emobox: needs --emobox DATA_DIR)"),
             arg('--rule', choices=RULES, default='paper',
                 help='logit adjustment of the main matrices (every rule is computed and kept anyway)')]
 
@@ -163,7 +165,7 @@ def SEEDS(default: str) -> Arg:
 # %% ../nbs/99_cli.ipynb #65e0680b
 def _scan_args():
     return [arg('root', metavar='ROOT', help='data root holding one folder per corpus (`sereval corpora` lists them)'), CORPORA, FOLDER,
-            arg('--out', metavar='PATH', help='write the manifest: a .csv or .parquet file, or a results folder')]
+            EMOBOX, arg('--out', metavar='PATH', help='write the manifest: a .csv or .parquet file, or a results folder')]
 
 def _scan(a):
     from sereval.recipes import scan_root
@@ -172,8 +174,13 @@ def _scan(a):
     if out is not None and out.suffix.lower() not in ('', '.csv', '.parquet') and not out.is_dir():
         raise SerevalError(f"--out {out}: a manifest file must end in .csv or .parquet (or give a folder)")
     from sereval.protocol import fingerprint_text
-    manifest, skipped = scan_root(a.root, corpora=a.corpora, folders=dict(a.folder))
+    if a.emobox:
+        from sereval.emobox import merges_text, scan_emobox
+        if a.folder: raise SerevalError('--folder names corpus folders of a native data root; with --emobox the folders are EmoBox\'s downloads/<corpus>/')
+        manifest, skipped = scan_emobox(a.root, a.emobox, corpora=a.corpora)
+    else: manifest, skipped = scan_root(a.root, corpora=a.corpora, folders=dict(a.folder))
     print(scan_summary(manifest, skipped))
+    if a.emobox and merges_text(manifest): print(merges_text(manifest))
     if len(manifest): print(fingerprint_text(manifest))
     if manifest.attrs.get('missing'): print(f"not found under {a.root}: {' '.join(manifest.attrs['missing'])}")
     if not len(manifest): raise SerevalError(f"no clip could be parsed under {a.root}; see the skipped files above")
@@ -249,7 +256,7 @@ CLUSTERS_OPTION = arg('--clusters', default='paper', metavar='paper|extended|FIL
                            "beyond the paper's placed by their label sets), or a JSON file {name: [corpus, ...]}")
 
 def _train_args():
-    return [BACKBONE, DATA_ROOT.but(required=True), OUT, CORPORA, FOLDER, CLUSTERS_OPTION,
+    return [BACKBONE, DATA_ROOT.but(required=True), OUT, CORPORA, FOLDER, CLUSTERS_OPTION, EMOBOX,
             *_training(), SEEDS('--seed alone'), *_adjustment(), DEVICE, THREADS,
             arg('--retrain', action='store_true', help='train again even where a finished run exists'), QUIET_PROGRESS]
 
@@ -262,7 +269,7 @@ def _train(a):
         torch.set_num_threads(a.threads)
     run = run_backbone(a.backbone, a.data_root, a.out, corpora=a.corpora, config=_config(a), protocol=a.protocol,
                        rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress,
-                       seeds=a.seeds, clusters=a.clusters)
+                       seeds=a.seeds, clusters=a.clusters, emobox=a.emobox)
     summary = summarize(run.results)
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
@@ -295,7 +302,7 @@ def _reproduce_args():
     return [DATA_ROOT.but(help='folder of corpora; omit it for the offline demo'),
             arg('--backbones', type=comma_list, metavar='A,B',
                 help=f"backbones (default: the demo's {_show(demo.backbones)}; with --data-root the paper's ten)"),
-            OUT, CORPORA, DEVICE, *_training(unset=True, notes=notes),
+            OUT, CORPORA, EMOBOX, DEVICE, *_training(unset=True, notes=notes),
             SEEDS(f"the demo's {_show(demo.seeds)}; with --data-root --seed alone"), *_adjustment(),
             arg('--demo-size', type=positive(), metavar='X', default=demo.size, help='scale of the demo corpora'),
             arg('--demo-seed', type=positive(int, zero=True), metavar='N', default=demo.seed, help='seed of the demo corpora'),
@@ -307,6 +314,8 @@ def _reproduce_args():
             arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS, *_cluster_args()]
 
 def _reproduce(a):
+    if a.emobox and (a.executor != 'inprocess' or a.dry_run):
+        raise SerevalError('--emobox runs in process for now (--executor inprocess, no --dry-run)')
     if a.executor != 'inprocess' or a.dry_run: return _reproduce_jobs(a)
     from sereval.reproduce import reproduce
     from sereval.protocol import TrainConfig
@@ -315,7 +324,8 @@ def _reproduce(a):
     base = default_config(a.data_root)                            # as `reproduce` chooses when given no config
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None, seeds=a.seeds,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
-              paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage)
+              paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage,
+              emobox=a.emobox)
 
 # %% ../nbs/99_cli.ipynb #c1a5e0b3
 def _cluster_args():

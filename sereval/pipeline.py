@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from .backbones import OFFLINE_BACKBONES, backbone_slug
 from .errors import SerevalError
 from .layout import Layout, RunRecord, read_json, write_record
-from .protocol import PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs, resolve_clusters
+from .protocol import FOLD_PROTOCOLS, PROTOCOLS, RULES, TrainConfig, load_clusters, ood_pairs, resolve_clusters
 if TYPE_CHECKING: import pandas as pd
 # The steps (scan, embed, train) are imported inside `run_backbone` and `demo_root`: `DEMO` alone must stay light,
 # since the command line reads it to build its options without loading torch.
 
 # %% auto #0
 __all__ = ['DEMO', 'DemoConfig', 'default_config', 'demo_root', 'check_choices', 'scan_step', 'read_manifests', 'extract_step',
-           'usable_stores', 'train_step', 'train_finished', 'finish_step', 'BackboneRun', 'run_backbone']
+           'usable_stores', 'train_step', 'emobox_folds', 'emobox_trainable', 'train_finished', 'finish_step',
+           'BackboneRun', 'run_backbone', 'emobox_extras']
 
 # %% ../nbs/11a_pipeline.ipynb #1bfebe1c
 @dataclass(frozen=True)
@@ -60,11 +61,16 @@ def check_choices(protocol: str, rule: str):
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
 
 def scan_step(data_root, out, corpora: Sequence[str] | None = None, folders: Mapping[str, str] | None = None,
-              clusters: str = 'paper'):
-    "Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters (`protocol.resolve_clusters`); returns `(manifest, skipped, clusters)`."
+              clusters: str = 'paper', emobox=None):
+    """Steps 1-2: scan `data_root` into `<out>/manifests/` and read its OOD clusters (`protocol.resolve_clusters`); returns `(manifest, skipped, clusters)`.
+    With `emobox` (EmoBox's `data/` folder) the corpora are read through EmoBox's metadata (`sereval.emobox.scan_emobox`)."""
     from sereval.corpora import write_manifests
     from sereval.recipes import scan_root
-    manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
+    if emobox is not None:
+        from sereval.emobox import scan_emobox
+        if folders: raise SerevalError("folders name corpus folders of a native data root; EmoBox's are downloads/<corpus>/")
+        manifest, skipped = scan_emobox(data_root, emobox, corpora=corpora)
+    else: manifest, skipped = scan_root(data_root, corpora=corpora, folders=folders)
     write_manifests(manifest, out)
     return manifest, skipped, resolve_clusters(clusters, data_root)
 
@@ -96,16 +102,39 @@ def usable_stores(backbone: str, out, corpora: Sequence[str]) -> tuple[dict, dic
 
 def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                config: TrainConfig, protocol: str = PROTOCOLS[0], device=None, retrain: bool = False,
-               progress: bool = False, seeds: Sequence[int] | None = None) -> pd.DataFrame:
-    "Step 4 for one training corpus: train (or reuse) its heads (one per seed), test them on the other corpora of its cluster among `corpora`."
-    from sereval.benchmark import corpus_priors, run_corpus
+               progress: bool = False, seeds: Sequence[int] | None = None, emobox=None) -> pd.DataFrame:
+    """Step 4 for one training corpus: train (or reuse) its heads (one per seed), test them on the other corpora of its cluster among `corpora`.
+    Under protocol `emobox`, one set of heads per EmoBox fold of `train` (`emobox`: EmoBox's `data/` folder; `sereval.benchmark.run_folds`)."""
+    from sereval.benchmark import corpus_priors, run_corpus, run_folds
     partners = {t for a, t in ood_pairs(clusters, corpora) if a == train}
     stores, skipped = usable_stores(backbone, out, [c for c in corpora if c == train or c in partners])
     if train in skipped:
         raise SerevalError(f'store {Layout(out).store(backbone_slug(backbone), train)} cannot be used: {skipped[train]}')
     tests = [t for a, t in ood_pairs(clusters, list(stores)) if a == train]
     priors = {c: corpus_priors(c, out, s)[0] for c, s in stores.items()}
+    if protocol in FOLD_PROTOCOLS:
+        return run_folds(backbone, train, tests, stores, out, priors, emobox_folds(stores[train], train, emobox), config, device,
+                         retrain, progress, seeds)
     return run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress, seeds)
+
+def emobox_folds(store, corpus: str, emobox) -> dict:
+    "EmoBox's folds of `corpus` as masks over the clips of `store` (matched by path); a `SerevalError` without `emobox` or folds."
+    from sereval.emobox import emobox_name, fold_masks, read_folds
+    if emobox is None: raise SerevalError("protocol 'emobox' needs EmoBox's data folder (--emobox DATA_DIR) for its folds")
+    folds = read_folds(emobox, emobox_name(emobox, corpus))
+    if not folds: raise SerevalError(f"EmoBox's data folder {emobox} has no folds for {corpus}")
+    return fold_masks(store.index, folds)
+
+def emobox_trainable(out, corpora: Sequence[str], emobox) -> tuple[list[str], dict[str, str]]:
+    "`(corpora with EmoBox folds, {corpus: why not})`: under protocol `emobox`, only corpora EmoBox gives folds train heads."
+    from sereval.emobox import emobox_name, read_folds
+    ok, why = [], {}
+    for c in corpora:
+        try: name = emobox_name(emobox, c)
+        except SerevalError: why[c] = "not in EmoBox's data folder"; continue
+        if read_folds(emobox, name): ok.append(c)
+        else: why[c] = 'EmoBox gives no folds'
+    return ok, why
 
 def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol: str = PROTOCOLS[0],
                    seeds: Sequence[int] | None = None) -> bool:
@@ -168,6 +197,7 @@ def run_backbone(backbone: str,                         # registry name, alias, 
                  retrain: bool = False,                 # train again even where a finished run exists
                  progress: bool = True,
                  seeds: Sequence[int] | None = None,    # training seeds, one head each (default: `[config.seed]`); the split is `config.seed`'s
+                 emobox=None,                           # EmoBox's data/ folder: corpora read through its metadata; its folds under protocol 'emobox'
                  clusters: str = 'paper',               # out-of-domain clusters: 'paper', 'extended' or a JSON file (`protocol.resolve_clusters`)
                 ) -> BackboneRun:
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
@@ -178,12 +208,44 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     check_choices(protocol, rule)
     seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
     resolve_clusters(clusters)                           # a bad --clusters fails before anything is written
-    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders, clusters=clusters)
+    if protocol in FOLD_PROTOCOLS and emobox is None:
+        raise SerevalError(f"protocol {protocol!r} needs EmoBox's data folder (--emobox DATA_DIR) for its folds")
+    manifest, skipped, clusters = scan_step(data_root, out, corpora=corpora, folders=folders, clusters=clusters, emobox=emobox)
     names = sorted(set(manifest.corpus))
     embedded = extract_step(backbone, out, names, device=device, progress=progress)
-    for train in tqdm(names, desc=f'{backbone_slug(backbone)}: training corpora', disable=not progress):
+    trains = names
+    if protocol in FOLD_PROTOCOLS:
+        trains, why = emobox_trainable(out, names, emobox)
+        for c, w in why.items(): print(f'{c}: no head under the EmoBox protocol ({w}); tested out of domain only')
+        if not trains: raise SerevalError(f"none of {names} has EmoBox folds in {emobox}")
+    for train in tqdm(trains, desc=f'{backbone_slug(backbone)}: training corpora', disable=not progress):
         train_step(backbone, out, train, names, clusters, config, protocol, device=device, retrain=retrain, progress=progress,
-                   seeds=seeds)
-    results, record = finish_step(backbone, out, data_root, names, clusters, config, protocol, rule, files_skipped=len(skipped),
+                   seeds=seeds, emobox=emobox)
+    results, record = finish_step(backbone, out, data_root, trains, clusters, config, protocol, rule, files_skipped=len(skipped),
                                   seeds=seeds)
+    if protocol in FOLD_PROTOCOLS:
+        emobox_extras(backbone, out, names, trains, config, emobox, device=device, retrain=retrain, progress=progress)
     return BackboneRun(manifest, skipped, clusters, embedded, results, record)
+
+def emobox_extras(backbone: str, out, corpora: Sequence[str], trains: Sequence[str], config: TrainConfig, emobox,
+                  device=None, retrain: bool = False, progress: bool = False) -> pd.DataFrame:
+    """What an EmoBox run adds on the same features: the paper's random 80/20 heads of `trains` (in-domain only, in
+    `<out>/protocols/random/`, for `sereval.benchmark.protocol_comparison`), and EmoBox's track 2 on every balanced set
+    whose corpus is in the run (`sereval.benchmark.run_track2`); returns the track-2 rows (empty without a set)."""
+    import pandas as pd
+    from sereval.benchmark import RESULT_COLUMNS, corpus_priors, run_corpus, run_track2
+    from sereval.emobox import emobox_name, read_track2, track2_mask
+    stores, _ = usable_stores(backbone, out, corpora)
+    sub = Layout(out).protocol(PROTOCOLS[0]).out
+    for c in trains:
+        run_corpus(backbone, c, [], {c: stores[c]}, sub, {c: corpus_priors(c, out, stores[c])[0]}, config, PROTOCOLS[0],
+                   device, retrain, progress)
+    sets = {}
+    for name, bal in read_track2(emobox).items():
+        for c in stores:
+            if c not in sets and emobox_name(emobox, c, strict=False) == name:
+                mask, missing = track2_mask(stores[c].index, bal)
+                if missing: print(f"{c}: {missing} clips of EmoBox's balanced set are not in the store (left out of track 2)")
+                if mask.any(): sets[c] = mask
+    if not sets or not any(t not in sets or len(sets) > 1 for t in trains): return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    return run_track2(backbone, out, stores, sets, trains, device=device)

@@ -19,12 +19,12 @@ from .layout import write_text
 # module (rules, protocols, the training configuration) to build its options, and must stay light.
 
 # %% auto #0
-__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'CLUSTERINGS', 'PROTOCOLS', 'PAPER_SEED', 'RULES',
-           'ORACLE_RULES', 'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors', 'build_paper_fingerprints',
-           'write_paper_fingerprints', 'paper_fingerprints', 'fingerprint_report', 'fingerprint_text',
-           'cluster_label_sets', 'corpus_classes', 'extended_clusters', 'resolve_clusters', 'TrainConfig', 'n_held_out',
-           'paper_order', 'paper_permutation', 'random_split', 'speaker_split', 'make_split', 'estimate_priors',
-           'adjust_logits']
+__all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'CLUSTERINGS', 'PROTOCOLS', 'FOLD_PROTOCOLS',
+           'PAPER_SEED', 'RULES', 'ORACLE_RULES', 'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors',
+           'build_paper_fingerprints', 'write_paper_fingerprints', 'paper_fingerprints', 'fingerprint_report',
+           'fingerprint_text', 'cluster_label_sets', 'corpus_classes', 'extended_clusters', 'resolve_clusters',
+           'TrainConfig', 'n_held_out', 'paper_order', 'paper_permutation', 'random_split', 'speaker_split',
+           'make_split', 'estimate_priors', 'adjust_logits']
 
 # %% ../nbs/02b_protocol.ipynb #f6d2fa02
 CLUSTERS: dict[str, tuple[str, ...]] = {
@@ -293,8 +293,11 @@ def _check_config(c) -> None:
             raise SerevalError(f"training setting {name} (--{name.replace('_', '-')}) must be {what} {rng}, got {v!r}")
 
 # %% ../nbs/02b_protocol.ipynb #b7e3549a
-PROTOCOLS: tuple[str, ...] = ('random', 'speaker')
-"In-domain split protocols: the paper's random 80/20 (`random`), and speaker-independent (`speaker`)."
+PROTOCOLS: tuple[str, ...] = ('random', 'speaker', 'emobox')
+"""In-domain split protocols: the paper's random 80/20 (`random`), speaker-independent (`speaker`), and EmoBox's
+speaker-independent folds (`emobox`: a head per fold, `sereval.benchmark.run_folds`; the folds come from EmoBox's data folder)."""
+FOLD_PROTOCOLS: tuple[str, ...] = ('emobox',)
+"The protocols whose splits are given as folds (lists of clips), not drawn by `make_split`."
 PAPER_SEED: int = TrainConfig.seed
 "The seed the paper gives the global torch generator before it builds the head and splits."
 
@@ -365,6 +368,8 @@ def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float =
     `'random'` with the feature width `dim` is the paper's exact split (clips ordered by the index's `path`)."""
     import pandas as pd
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
+    if protocol in FOLD_PROTOCOLS:
+        raise SerevalError(f"protocol {protocol!r} splits by the folds of EmoBox's data folder (--emobox DATA_DIR), not by make_split")
     if protocol == 'speaker':
         spk = index['speaker'].fillna('').astype(str) if 'speaker' in index else pd.Series([''] * len(index))
         if (spk != '').all() and spk.nunique() >= 2: return speaker_split(spk, test_size, seed), 'speaker'

@@ -27,10 +27,11 @@ from .uncertainty import (friedman_test, paired_tests, paper_friedman, paper_sid
                                  run_intervals)
 
 # %% auto #0
-__all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'to_markdown', 'write_table', 'table3_markdown', 'table1_markdown', 'table2_markdown',
-           'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'table3_rules', 'plot_confusion',
-           'plot_confusions', 'plot_leakage', 'interval_text', 'table3_intervals', 'plot_critical_difference',
-           'paired_markdown', 'render_paper', 'show_png', 'render_diagnostics', 'render_report']
+__all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'EMOBOX_COLUMNS', 'to_markdown', 'write_table', 'table3_markdown', 'table1_markdown',
+           'table2_markdown', 'save_figure', 'plot_corpus_averages', 'plot_heatmap', 'plot_difference', 'table3_rules',
+           'plot_confusion', 'plot_confusions', 'plot_leakage', 'interval_text', 'table3_intervals',
+           'plot_critical_difference', 'paired_markdown', 'render_paper', 'show_png', 'render_diagnostics',
+           'emobox_leaderboard', 'render_emobox', 'render_report']
 
 # %% ../nbs/13_report.ipynb #91623f92
 METRIC_LABELS = {'macro_f1': 'macro F1', 'accuracy': 'accuracy', 'weighted_f1': 'weighted F1',
@@ -517,6 +518,55 @@ def render_diagnostics(out, flags: pd.DataFrame, mats: Mapping[str, pd.DataFrame
         written += save_figure(fig, L.figures, f'confusions_{s}'); plt.close(fig)
     return written
 
+# %% ../nbs/13_report.ipynb #90ac69b6
+EMOBOX_COLUMNS = {'ua': 'UA (%)', 'wa': 'WA (%)', 'micro_f1': 'Micro F1 (%)', 'macro_f1': 'Macro F1 (%)'}
+"EmoBox's leaderboard metrics, in its order, and their headers (percent, as EmoBox reports them)."
+
+def emobox_leaderboard(out, slugs: Sequence[str], labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """EmoBox's intra-corpus leaderboard layout (corpus x metric) of every backbone of an EmoBox run: the mean over
+    EmoBox's folds, in percent, with the spread over folds; empty when no backbone ran EmoBox's folds."""
+    from sereval.benchmark import fold_results, fold_summary
+    labels = labels or {}
+    rows = []
+    for s in slugs:
+        summ = fold_summary(fold_results(out, s), list(EMOBOX_COLUMNS))
+        for c, g in summ.groupby('corpus', sort=False):
+            g = g.set_index('metric')
+            row = {'backbone': labels.get(s, s), 'corpus': c, 'folds': int(g['folds'].max())}
+            for m, head in EMOBOX_COLUMNS.items():
+                mean, std = (100 * g.loc[m, 'mean'], 100 * g.loc[m, 'std']) if m in g.index else (np.nan, np.nan)
+                row[head] = f'{mean:.2f}' + ('' if not np.isfinite(std) else f' ± {std:.2f}')
+            rows.append(row)
+    return pd.DataFrame(rows, columns=['backbone', 'corpus', *EMOBOX_COLUMNS.values(), 'folds'])
+
+def render_emobox(out, slugs: Sequence[str], labels: Mapping[str, str] | None = None) -> list[Path]:
+    """`tables/emobox.md` (EmoBox's intra-corpus layout), `tables/emobox_track2.md` (its cross-corpus track, when run) and
+    `tables/emobox_vs_random.md` (the paper's 80/20 beside EmoBox's folds) of a run with EmoBox's folds; nothing otherwise."""
+    from sereval.benchmark import TRACK2_PROTOCOL, protocol_comparison
+    L, labels, written = Layout(out), labels or {}, []
+    board = emobox_leaderboard(out, slugs, labels)
+    if not len(board): return written
+    written += write_table(board, L.tables, 'emobox', "EmoBox's protocol: intra-corpus scores (mean over EmoBox's folds ± their spread)",
+                           ["each fold's head trained on the fold's train list, tested on its test list (EmoBox's speaker-independent folds); "
+                            'UA: balanced accuracy (recall averaged over the true classes), WA: accuracy; ± sample standard deviation over folds',
+                            "heads: the paper's frame-level MLP and training on the backbone's features, not EmoBox's recipe"])
+    t2 = []
+    for s in slugs:
+        p = Layout(L.protocol(TRACK2_PROTOCOL).out).results(s)
+        if p.exists(): t2.append(pd.read_csv(p).assign(backbone=labels.get(s, s)))
+    if t2:
+        t = pd.concat(t2, ignore_index=True)
+        t = t[t['metric'].isin(list(EMOBOX_COLUMNS))].pivot_table(index=['backbone', 'train', 'test'], columns='metric', values='value', sort=False)
+        t = (100 * t[[m for m in EMOBOX_COLUMNS if m in t.columns]]).rename(columns=EMOBOX_COLUMNS).reset_index()
+        written += write_table(t, L.tables, 'emobox_track2', "EmoBox's track 2: heads of one corpus on another's fully balanced test set",
+                               ["predictions among the set's classes (EmoBox's four shared emotions); under EmoBox's folds, the mean over every fold's head"])
+    cmp = pd.concat([protocol_comparison(out, s).assign(backbone=labels.get(s, s)) for s in slugs], ignore_index=True)
+    if len(cmp):
+        written += write_table(cmp[['backbone', *[c for c in cmp.columns if c != 'backbone']]], L.tables, 'emobox_vs_random',
+                               "In-domain macro F1: the paper's random 80/20 split beside EmoBox's speaker-independent folds",
+                               ['difference = random 80/20 - EmoBox fold mean: a second measure of speaker leakage (the same features, two sets of heads)'])
+    return written
+
 # %% ../nbs/13_report.ipynb #5c2afab8
 def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False) -> list[Path]:
     "Every table and figure of the run in `<out>` (and the paper's, and comparisons); returns the files written."
@@ -606,6 +656,7 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
             d = cmp[cmp.metric == metric].pivot(index='train', columns='test', values='diff')
             fig = plot_difference(d, order, f'{labels[s]}: this run - paper ({METRIC_LABELS.get(metric, metric)})', metric)
             written += save_figure(fig, L.figures, f'comparison_{s}'); plt.close(fig)
+        written += render_emobox(out, slugs, labels)                      # EmoBox's leaderboard layout, after a --protocol emobox run
         if not quiet: print(f'run: {len(written)} files under {L.tables} and {L.figures}')
     if paper: written += render_paper(out, metric, quiet=quiet)
     return written

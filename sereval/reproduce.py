@@ -120,7 +120,8 @@ def reproduce(data_root=None,                           # corpora root; None: th
               threads: int | None = None,               # torch threads per backbone (default: the demo's, else torch's)
               jobs: int | None = None,                  # backbones at once (default: the demo's, else 1)
               quiet: bool = False,
-              leakage: bool = True) -> dict:            # also the leakage report's speaker-split heads (the run notebook's `leakage`)
+              leakage: bool = True,                     # also the leakage report's speaker-split heads (the run notebook's `leakage`)
+              emobox=None) -> dict:                     # EmoBox's data/ folder: corpora read through its metadata, its folds under protocol 'emobox'
     "Run the benchmark: the run notebook per backbone, then the tables-and-figures notebook. Returns where things are."
     t0 = time.time()
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
@@ -132,6 +133,9 @@ def reproduce(data_root=None,                           # corpora root; None: th
     L = Layout(out)
     demo = data_root is None
     if not demo and not Path(data_root).is_dir(): raise SerevalError(f'data root {Path(data_root).resolve()} is not a folder')
+    if emobox is not None and (demo or not Path(emobox).is_dir()):
+        raise SerevalError(f'--emobox {emobox}: ' + ('needs --data-root (the folder holding downloads/)' if demo else 'is not a folder'))
+    if protocol == 'emobox' and emobox is None: raise SerevalError("protocol 'emobox' needs EmoBox's data folder (--emobox DATA_DIR)")
     _check_kernel(kernel)                           # a missing kernel stops here too, before anything is written
     out.mkdir(parents=True, exist_ok=True)          # only once the input is known to exist
     config = default_config(data_root) if config is None else config
@@ -151,6 +155,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
     common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
                   train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads, leakage=bool(leakage))
+    if emobox is not None: common['emobox'] = str(Path(emobox).resolve())
     write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))
     jobs = max(1, int(jobs or 1))
     runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common)) for b, s in zip(backbones, slugs)]
