@@ -34,9 +34,9 @@ __all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'to_markdown', 'write_table', 'table
 
 # %% ../nbs/13_report.ipynb #91623f92
 METRIC_LABELS = {'macro_f1': 'macro F1', 'accuracy': 'accuracy', 'weighted_f1': 'weighted F1',
-                 'macro_precision': 'macro precision', 'macro_recall': 'macro recall (UA)', 'micro_f1': 'micro F1',
-                 'weighted_accuracy': 'weighted accuracy'}
-"How each metric of the published matrices (`sereval.paper.PAPER_METRICS`) is named in tables and figures."
+                 'macro_precision': 'macro precision', 'macro_recall': 'macro recall', 'micro_f1': 'micro F1',
+                 'unweighted_accuracy': 'UA', 'weighted_accuracy': 'weighted accuracy'}
+"How each metric (`sereval.metrics.METRICS` and the published `sereval.paper.PAPER_METRICS`) is named in tables and figures."
 
 # %% ../nbs/13_report.ipynb #51d93fde
 def to_markdown(df: pd.DataFrame, digits: int = 3, title: str | None = None, notes: Sequence[str] = ()) -> str:
@@ -445,7 +445,7 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
             return files
     slugs = P.paper_backbone_slugs(include_extra)
     labels = backbone_labels(slugs)
-    mats = {m: {s: P.load_paper_matrix(m, s) for s in slugs} for m in TABLE_METRICS}
+    mats = {m: {s: P.load_paper_matrix(m, s) for s in slugs} for m in TABLE_METRICS if m in P.PAPER_METRICS}
     clusters = {k: list(v) for k, v in CLUSTERS.items()}
     order = corpus_order(mats[metric].values(), clusters)
     incl = {c: k for k, v in clusters.items() for c in v}

@@ -10,6 +10,7 @@ import pytest
 from sereval import report as R
 from sereval.layout import Layout
 from sereval.testing import fake_run
+from sereval.results import TABLE_METRICS
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO/'..'/'shared'/'paper'/'published_matrices'
@@ -88,7 +89,8 @@ def test_run_report_command(tmp_path, capsys):
     t3 = pd.read_csv(L.tables/'table3_results.csv')
     assert t3.rule.tolist() == ['paper', 'corrected'] * 2
     vals = t3[[c for c in t3 if c.endswith(('_id', '_ood')) and not c.startswith('n_')]].to_numpy().ravel()
-    assert len(vals) == 2 * 2 * 12 and ((vals >= 0) & (vals <= 1)).all()
+    assert len(vals) == 2 * 2 * 2 * len(TABLE_METRICS) and ((vals >= 0) & (vals <= 1)).all()
+    assert {'unweighted_accuracy_id', 'unweighted_accuracy_ood'} <= set(t3.columns)
     cmp = pd.read_csv(L.tables/'comparison_openaiwhisperlargev3.csv')
     assert {'ours', 'paper', 'diff'} <= set(cmp.columns)
     assert (L.figures/'comparison_openaiwhisperlargev3.png').stat().st_size > 1000
