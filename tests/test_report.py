@@ -44,6 +44,18 @@ def test_table3_by_hand(paper_out, backbone):
     assert t3.at[backbone, 'n_ood'] == 76
 
 
+def test_paper_rankings_over_corpora(paper_out):
+    rk = pd.read_csv(paper_out/'tables'/'rankings.csv')
+    assert set(rk['blocks']) == {'corpora'} and set(rk['view']) == {'in', 'ood_test', 'ood_train'}
+    ind = rk[rk.view == 'in']
+    assert len(ind) == 10 and (ind.n_blocks == 19).all() and (ind.posthoc == 'wilcoxon-holm').all()
+    assert (rk[rk.view == 'ood_train'].n_dropped == 1).all()          # MESD's row: every backbone tied
+    pairs = pd.read_csv(paper_out/'tables'/'rankings_posthoc.csv')
+    assert len(pairs) == 3 * 45 and pairs[['p_a_better', 'p_equivalent', 'p_b_better']].sum(axis=1).round(6).eq(1).all()
+    for v in ('', '_ood_test', '_ood_train'):
+        assert (paper_out/'figures'/f'critical_difference{v}.png').stat().st_size > 1000
+
+
 @needs_published
 def test_figures_by_hand(paper_out):
     f2 = pd.read_csv(paper_out/'figures'/'figure2_ood_by_train.csv', index_col=0)
@@ -95,6 +107,8 @@ def test_run_report_command(tmp_path, capsys):
     assert {'ours', 'paper', 'diff'} <= set(cmp.columns)
     assert (L.figures/'comparison_openaiwhisperlargev3.png').stat().st_size > 1000
     assert not L.paper.out.exists()
+    rk = pd.read_csv(L.tables/'rankings.csv')
+    assert set(rk['blocks']) == {'corpora'} and 'in' in set(rk['view'])
     assert main(['report', '--out', str(tmp_path/'nowhere')]) != 0
 
 

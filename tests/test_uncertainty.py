@@ -90,10 +90,70 @@ def test_friedman_statistic_is_scipys():
     rng = np.random.default_rng(6)
     mats = {s: pd.DataFrame(rng.random((5, 5)) + 0.05 * i, index=list('abcde'), columns=list('abcde'))
             for i, s in enumerate('wxyz')}
-    fr = friedman_test(mats)
+    fr = friedman_test(mats, 'cells', 'nemenyi')
     blocks = np.stack([m.to_numpy().ravel() for m in mats.values()], 1)
     assert fr.statistic == pytest.approx(friedmanchisquare(*blocks.T).statistic, abs=1e-12)
-    assert fr.n_blocks == 25 and list(fr.nemenyi.index) == list('wxyz')
+    assert fr.n_blocks == 25 and list(fr.pvalues.index) == list('wxyz') and fr.unit == 'cells'
+
+
+def _corpus_mats(seed=11, n=9, k=5):
+    rng = np.random.default_rng(seed)
+    names = [f'c{i}' for i in range(n)]
+    mats = {}
+    for i in range(k):
+        m = pd.DataFrame(rng.random((n, n)) * 0.3 + 0.05 * i, index=names, columns=names)
+        m.iloc[0, 1:4] = np.nan                 # missing cells: a test corpus reached by fewer training corpora
+        mats[f'b{i}'] = m
+    return mats
+
+
+def test_corpus_blocks_equal_scipy_statsmodels_autorank():
+    import warnings
+    from itertools import combinations
+    from scipy.stats import wilcoxon
+    from statsmodels.stats.multitest import multipletests
+    from autorank import autorank
+    mats = _corpus_mats()
+    for s in mats: mats[s].iloc[2, 2] = 0.5     # corpus c2: every backbone ties in-domain -> dropped, counted
+    for view in ('in', 'ood_test', 'ood_train'):
+        rk = friedman_test(mats, view)
+        diag = {s: pd.Series(np.diag(m), index=m.index) for s, m in mats.items()}
+        off = {s: m.where(~np.eye(len(m), dtype=bool)) for s, m in mats.items()}
+        ref = pd.DataFrame({s: diag[s] if view == 'in' else (off[s].mean(axis=0) if view == 'ood_test' else off[s].mean(axis=1))
+                            for s in mats})
+        if view == 'in': ref = ref.drop('c2')
+        assert rk.n_dropped == (1 if view == 'in' else 0) and rk.unit == 'corpora'
+        pd.testing.assert_frame_equal(rk.blocks.sort_index(), ref.sort_index(), check_names=False)
+        assert rk.statistic == pytest.approx(friedmanchisquare(*ref.to_numpy().T).statistic, abs=1e-12)
+        pairs = list(combinations(ref.columns, 2))
+        holm = multipletests([wilcoxon(ref[a], ref[b]).pvalue for a, b in pairs], method='holm')[1]
+        for (a, b), p in zip(pairs, holm): assert rk.pvalues.at[a, b] == pytest.approx(p, abs=1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            ar = autorank(ref, alpha=0.05, verbose=False, force_mode='nonparametric')
+        assert rk.p_value == pytest.approx(ar.pvalue, abs=1e-12)
+        for s in ref: assert rk.ranks[s] == pytest.approx(ar.rankdf.loc[s, 'meanrank'], abs=1e-12)
+
+
+def test_fewer_separated_pairs_with_corpora_than_cells():
+    from sereval.uncertainty import rankings
+    mats = {s: P.load_paper_matrix('macro_f1', s) for s in P.PAPER_BACKBONES}
+    cells = rankings(mats, 'cells', 'nemenyi')['cells']
+    corp = rankings(mats, 'corpora', 'nemenyi')
+    assert cells.n_dropped == 8 and set(corp) == {'in', 'ood_test', 'ood_train'}
+    assert corp['in'].n_blocks == 19 and corp['ood_train'].n_dropped == 1     # MESD's row: ten-way ties
+    assert all(len(r.apart()) < len(cells.apart()) for r in corp.values())
+
+
+def test_bayesian_signed_rank_is_baycomps():
+    from baycomp import SignedRankTest
+    from sereval.uncertainty import ROPE, bayesian_signed_rank
+    rk = friedman_test(_corpus_mats(), 'in')
+    b = bayesian_signed_rank(rk, nsamples=2000, seed=3)
+    assert len(b) == 10 and np.allclose(b[['p_a_better', 'p_equivalent', 'p_b_better']].sum(axis=1), 1)
+    r = b.iloc[0]
+    ref = SignedRankTest.probs(rk.blocks[r.a].to_numpy(), rk.blocks[r.b].to_numpy(), rope=ROPE, nsamples=2000, random_state=3)
+    assert (r.p_a_better, r.p_equivalent, r.p_b_better) == pytest.approx(ref)
 
 
 def test_the_papers_backbones_are_significantly_apart():
