@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .benchmark import LOGIT_COLUMNS
+from .diagnostics import MIN_SPEAKERS
 from .errors import SerevalError
 from .layout import Layout, read_json, read_record
 from .metrics import HEADLINE, ood_predictions
@@ -21,9 +22,9 @@ from .taxonomy import NUM_CLASSES, OTHER_INDEX
 from . import paper as P
 
 # %% auto #0
-__all__ = ['CONFIDENCE', 'N_RESAMPLES', 'INTERVAL_METRICS', 'VIEWS', 'BLOCK_UNITS', 'POSTHOCS', 'ROPE', 'REPRODUCED_SHARE',
-           'confusion_metric', 'Cell', 'backbone_cells', 'cell_intervals', 'run_intervals', 'paired_difference',
-           'paired_test', 'paired_tests', 'Ranking', 'matrix_blocks', 'friedman_test', 'rankings',
+__all__ = ['CONFIDENCE', 'N_RESAMPLES', 'INTERVAL_METRICS', 'FEW_SPEAKERS', 'VIEWS', 'BLOCK_UNITS', 'POSTHOCS', 'ROPE',
+           'REPRODUCED_SHARE', 'confusion_metric', 'Cell', 'backbone_cells', 'cell_intervals', 'run_intervals',
+           'paired_difference', 'paired_test', 'paired_tests', 'Ranking', 'matrix_blocks', 'friedman_test', 'rankings',
            'bayesian_signed_rank', 'paper_friedman', 'paper_side_by_side', 'ranking_tau', 'paper_verdict']
 
 # %% ../nbs/12c_uncertainty.ipynb #cfd84f91
@@ -122,10 +123,28 @@ def _multiplicity(idx: np.ndarray, n: int) -> np.ndarray:
     off = np.arange(len(idx))[:, None] * n
     return np.bincount((idx + off).ravel(), minlength=len(idx) * n).reshape(len(idx), n).astype(np.float64)
 
+FEW_SPEAKERS = f'clip (<{MIN_SPEAKERS} speakers)'
+"`Cell.grouped` of a test set with speaker ids but fewer than `MIN_SPEAKERS` speakers: its clips are resampled instead."
+
+def _few_speakers_to_clips(cells: Sequence[Cell]) -> list[Cell]:
+    "`cells`, those whose test set has fewer than `MIN_SPEAKERS` speakers resampled by clip (`FEW_SPEAKERS`)."
+    few = {c.key for c in cells if c.grouped == 'speaker' and len(set(c.groups)) < MIN_SPEAKERS}
+    return [Cell(**{**c.__dict__, 'groups': c.clip_ids.astype(object), 'grouped': FEW_SPEAKERS}) if c.key in few else c
+            for c in cells]
+
+def _widen(point, low, high, units, confidence: float):
+    "Percentile interval widened about the point by `t(G-1) / z * sqrt(G / (G-1))` for `G` resampled units (few-cluster correction)."
+    from scipy.stats import norm, t
+    G = np.asarray(units, dtype=np.float64)
+    q = (1 + confidence) / 2
+    f = np.where(G > 1, t.ppf(q, np.maximum(G - 1, 1)) / norm.ppf(q) * np.sqrt(G / np.maximum(G - 1, 1)), 1.0)
+    return point - (point - low) * f, point + (high - point) * f
+
 def _bootstrap(sides: Sequence[tuple[Sequence[Cell], int, float]], means: Mapping[tuple, Sequence[int]], metric: str,
                confidence: float, n_resamples: int, seed: int):
     "`(point, low, high, distribution)` of every cell's value (sum of `sign * value` over the sides), then of each mean."
     from scipy.stats import bootstrap
+    sides = [(_few_speakers_to_clips(cells), k, sign) for cells, k, sign in sides]
     cells0 = sides[0][0]
     keys = list(dict.fromkeys(c.key for c in cells0))
     groups = {key: pd.Index(pd.unique(np.concatenate([c.groups for cells, _, _ in sides for c in cells if c.key == key])))
@@ -155,12 +174,15 @@ def _bootstrap(sides: Sequence[tuple[Sequence[Cell], int, float]], means: Mappin
     point = statistic()[:, 0] if not varying else values([np.arange(n)[None, :] for n in sizes])[:, 0]
     if not varying:
         return point, point.copy(), point.copy(), np.repeat(point[:, None], n_resamples, 1)
+    units = [len(groups[c.key]) for c in cells0]
+    units += [sum(len(groups[k]) for k in dict.fromkeys(cells0[i].key for i in ix)) for ix in means.values()]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         res = bootstrap([np.arange(sizes[i]) for i in varying], statistic, vectorized=True, paired=False,
                         n_resamples=n_resamples, confidence_level=confidence, method='percentile',
                         rng=np.random.default_rng(seed))
-    return point, np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high), res.bootstrap_distribution
+    low, high = _widen(point, np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high), units, confidence)
+    return point, low, high, res.bootstrap_distribution
 
 # %% ../nbs/12c_uncertainty.ipynb #867c02ce
 def _mean_sets(cells: Sequence[Cell], clusters: Mapping[str, Sequence[str]] | None) -> dict[tuple, list[int]]:
@@ -188,10 +210,11 @@ def cell_intervals(cells: Sequence[Cell], n_seeds: int, metric: str = HEADLINE,
     c = pd.DataFrame({'train': [x.train for x in cells], 'test': [x.test for x in cells], 'domain': [x.domain for x in cells],
                       'metric': metric, 'value': point[:n], 'low': low[:n], 'high': high[:n],
                       'clips': [len(x.clip_ids) for x in cells], 'groups': [len(set(x.groups)) for x in cells],
-                      'grouped_by': [x.grouped for x in cells], 'seeds': n_seeds})
+                      'grouped_by': [x.grouped for x in _few_speakers_to_clips(cells)], 'seeds': n_seeds,
+                      'zero_width': high[:n] <= low[:n]})
     m = pd.DataFrame({'what': [k[0] for k in sets], 'group': [k[1] for k in sets], 'metric': metric,
                       'value': point[n:], 'low': low[n:], 'high': high[n:], 'cells': [len(v) for v in sets.values()],
-                      'seeds': n_seeds})
+                      'seeds': n_seeds, 'zero_width': high[n:] <= low[n:]})
     return c, m
 
 def run_intervals(out, slugs: Sequence[str] | None = None, rule: str | None = None, metric: str = HEADLINE,

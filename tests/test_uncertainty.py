@@ -177,3 +177,38 @@ def test_verdict_reproduced_and_not():
     side = paper_side_by_side(run(0.1, 0.03))
     assert not side['inside'].astype(bool).any() and 'not reproduced' in paper_verdict(side)
     assert paper_side_by_side(run(0.1, 0.03), tolerance=0.08)['inside'].astype(bool).all()
+
+
+def _speaker_cell(S, m, rng, sd=0.1, err=0.35):
+    e = np.clip(err + rng.normal(0, sd, S), 0.02, 0.9)
+    g = np.repeat(np.arange(S), m); yt = rng.integers(0, 5, S * m)
+    yp = np.where(rng.random(S * m) < e[g], (yt + rng.integers(1, 5, S * m)) % 5, yt)
+    return Cell('a', 'b', 'out', np.arange(S * m).astype(str), g.astype(str).astype(object), yt, yp[None], 'speaker')
+
+
+@pytest.mark.parametrize('speakers', [5, 10])
+def test_coverage_with_speaker_effects(speakers):
+    rng = np.random.default_rng(21)
+    big = _speaker_cell(20_000, 20, rng)
+    cm = np.zeros((8, 8)); np.add.at(cm, (big.y_true, big.y_pred[0]), 1)
+    truth = float(confusion_metric(cm))
+    hits = []
+    for r in range(200):
+        c = cell_intervals([_speaker_cell(speakers, 240 // speakers, rng)], 1, n_resamples=400, seed=r)[0].iloc[0]
+        hits.append(c.low <= truth <= c.high)
+    assert 0.90 <= np.mean(hits) <= 0.99, np.mean(hits)
+
+
+def test_one_speaker_interval_has_width():
+    from sereval.diagnostics import MIN_SPEAKERS
+    from sereval.uncertainty import FEW_SPEAKERS
+    rng = np.random.default_rng(4)
+    for S in (1, 2, MIN_SPEAKERS - 1):
+        cells, means = cell_intervals([_speaker_cell(S, 120, rng)], 1, n_resamples=500)
+        c = cells.iloc[0]
+        assert c.high - c.low > 0.02 and not c.zero_width and c.grouped_by == FEW_SPEAKERS
+    c = cell_intervals([_speaker_cell(MIN_SPEAKERS, 40, rng)], 1, n_resamples=500)[0].iloc[0]
+    assert c.grouped_by == 'speaker'
+    perfect = Cell('a', 'b', 'out', np.arange(30).astype(str), np.zeros(30).astype(str).astype(object), np.arange(30) % 5,
+                   (np.arange(30) % 5)[None], 'speaker')
+    assert cell_intervals([perfect], 1, n_resamples=200)[0].zero_width.iloc[0]      # every resample scores 1: flagged
