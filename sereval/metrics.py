@@ -44,17 +44,17 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, f
 
 # %% ../nbs/09_metrics.ipynb #e0f84f1c
 def ood_predictions(logits: np.ndarray, y_true: Sequence[int], train_prior: np.ndarray, test_prior: np.ndarray,
-                    rule: str = 'paper') -> tuple[np.ndarray, np.ndarray]:
-    "`(y_true, y_pred)` of the out-of-domain evaluation: `other` clips dropped, `other` logit masked, `rule` applied."
+                    rule: str = 'paper', temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    "`(y_true, y_pred)` of the out-of-domain evaluation: `other` clips dropped, `other` logit masked, `rule` applied (`temperature`: the head's, for `estimated`)."
     y_true = np.asarray(y_true, dtype=np.int64)
     keep = y_true != OTHER_INDEX
-    z = adjust_logits(np.asarray(logits)[keep], train_prior, test_prior, rule)
+    z = adjust_logits(np.asarray(logits)[keep], train_prior, test_prior, rule, temperature=temperature)
     z[:, OTHER_INDEX] = -np.inf
     return y_true[keep], z.argmax(1)
 
 def evaluate(logits: np.ndarray, y_true: Sequence[int], domain: str = 'in', train_prior=None, test_prior=None,
-             rule: str = 'none') -> dict[str, float]:
+             rule: str = 'none', temperature: float = 1.0) -> dict[str, float]:
     "`METRICS` of saved logits: `domain='in'` takes the raw arg-max; `domain='out'` uses `ood_predictions` with `rule`."
     if domain == 'in': return compute_metrics(y_true, np.asarray(logits).argmax(1))
-    if domain == 'out': return compute_metrics(*ood_predictions(logits, y_true, train_prior, test_prior, rule))
+    if domain == 'out': return compute_metrics(*ood_predictions(logits, y_true, train_prior, test_prior, rule, temperature))
     raise ValueError(f"domain must be 'in' or 'out', got {domain!r}")
