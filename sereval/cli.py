@@ -300,9 +300,15 @@ def _reproduce_args():
                 help="skip the speaker-split heads of the leakage report (no leakage table)"),
             arg('--threads', type=positive(int), metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
             arg('--jobs', type=positive(int), metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
-            arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS, *_cluster_args()]
+            arg('--kernel', default='python3', help='jupyter kernel of the notebooks'),
+            arg('--splits', type=positive(int), metavar='N', default=1,
+                help="in-domain splits: 1, the paper's one split (default), or N repeated splits (split seeds --seed, --seed+1, ...; "
+                     "each with the run's seeds; split and seed spreads in tables/splits.csv)"),
+            QUIET_PROGRESS, *_cluster_args()]
 
 def _reproduce(a):
+    if a.splits > 1 and (a.executor != 'inprocess' or a.dry_run):
+        raise SerevalError('--splits runs in process only (--executor inprocess, no --dry-run)')
     if a.executor != 'inprocess' or a.dry_run: return _reproduce_jobs(a)
     from sereval.reproduce import reproduce
     from sereval.protocol import TrainConfig
@@ -311,7 +317,8 @@ def _reproduce(a):
     base = default_config(a.data_root)                            # as `reproduce` chooses when given no config
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None, seeds=a.seeds,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
-              paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage)
+              paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage,
+              splits=a.splits)
 
 # %% ../nbs/99_cli.ipynb #c1a5e0b3
 def _cluster_args():

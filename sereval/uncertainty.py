@@ -25,7 +25,8 @@ from . import paper as P
 __all__ = ['CONFIDENCE', 'N_RESAMPLES', 'INTERVAL_METRICS', 'FEW_SPEAKERS', 'VIEWS', 'BLOCK_UNITS', 'POSTHOCS', 'ROPE',
            'REPRODUCED_SHARE', 'confusion_metric', 'Cell', 'backbone_cells', 'cell_intervals', 'run_intervals',
            'paired_difference', 'paired_test', 'paired_tests', 'Ranking', 'matrix_blocks', 'friedman_test', 'rankings',
-           'bayesian_signed_rank', 'paper_friedman', 'paper_side_by_side', 'ranking_tau', 'paper_verdict']
+           'bayesian_signed_rank', 'paper_friedman', 'split_spreads', 'paper_side_by_side', 'ranking_tau',
+           'paper_verdict']
 
 # %% ../nbs/12c_uncertainty.ipynb #cfd84f91
 CONFIDENCE: float = 0.95
@@ -395,6 +396,33 @@ def paper_friedman(metric: str = HEADLINE, include_extra: bool = False, view: st
     "`friedman_test` of the paper's backbones from its published matrices of `metric`, with the blocks of `view`."
     return friedman_test({s: P.load_paper_matrix(metric, s) for s in P.paper_backbone_slugs(include_extra)}, view, posthoc)
 
+
+# %% ../nbs/12c_uncertainty.ipynb #sp0c0002
+def split_spreads(outs: Sequence, metric: str = HEADLINE) -> pd.DataFrame:
+    """Per backbone and domain (`id`, `ood`) over the runs `outs` (one per split, same backbones): `mean`, `split_sd`
+    (standard deviation across splits of each split's mean over seeds), `seed_sd` (mean over splits of the standard
+    deviation across seeds), and the numbers of splits and seeds."""
+    from sereval.results import id_ood
+    rows = []
+    for k, out in enumerate(outs):
+        L = Layout(out)
+        for slug in L.backbones():
+            rec = read_record(out, slug)
+            seeds = [int(s) for s in rec.seeds]
+            for s in seeds:
+                m = P.read_matrix_file(L.seed_matrix(metric, slug, s) if len(seeds) > 1 else L.matrix(metric, slug))
+                v = id_ood(m)
+                rows += [{'slug': slug, 'rule': rec.rule, 'split': k, 'seed': s, 'domain': d, 'value': v[d]} for d in ('id', 'ood')]
+    cols = ['slug', 'rule', 'domain', 'metric', 'mean', 'split_sd', 'seed_sd', 'splits', 'seeds']
+    if not rows: return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows)
+    key = ['slug', 'rule', 'domain']
+    by_split = df.groupby(key + ['split'], sort=False)['value'].agg(['mean', 'std']).reset_index()
+    out = by_split.groupby(key, sort=False).agg(mean=('mean', 'mean'), split_sd=('mean', 'std'), seed_sd=('std', 'mean'),
+                                                splits=('split', 'nunique')).reset_index()
+    out['seeds'] = df.groupby(key, sort=False)['seed'].nunique().to_numpy()
+    out['metric'] = metric
+    return out[cols]
 
 # %% ../nbs/12c_uncertainty.ipynb #d2e1f211
 REPRODUCED_SHARE: float = 0.9
