@@ -269,7 +269,17 @@ def _report_args():
     from sereval.metrics import METRICS
     from sereval.metrics import HEADLINE
     return [OUT, arg('--metric', choices=METRICS, default=HEADLINE, help='metric of the figures'),
-            arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures")]
+            arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
+            arg('--headline-rule', choices=_rules(), default=None,
+                help="rule of the headline figures and rankings (default: the run's --rule, the paper's unless changed); "
+                     "Table 3 shows every rule and says which read the test labels"),
+            arg('--blocks', choices=('corpora', 'cells'), default='corpora',
+                help="unit of the rankings: corpora (Demšar 2006) or every (train, test) cell (correlated; the old ranking)"),
+            arg('--posthoc', choices=('wilcoxon-holm', 'nemenyi'), default='wilcoxon-holm', help='pairwise test of the rankings')]
+
+def _rules():
+    from sereval.protocol import RULES
+    return RULES
 
 def _report(a):
     from sereval.report import render_report
@@ -278,7 +288,7 @@ def _report(a):
     if not Path(a.out).is_dir():
         raise SerevalError(f"output folder {a.out} {'is a file' if Path(a.out).exists() else 'does not exist'} "
                            "(run 'sereval train' or 'sereval reproduce' first)")
-    render_report(a.out, metric=a.metric, paper=a.paper)
+    render_report(a.out, metric=a.metric, paper=a.paper, blocks=a.blocks, posthoc=a.posthoc, headline_rule=a.headline_rule)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 
 # %% ../nbs/99_cli.ipynb #a8924ee0

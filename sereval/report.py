@@ -62,7 +62,7 @@ def write_table(df: pd.DataFrame, folder, name: str, title: str | None = None, n
 
 def table3_markdown(t3: pd.DataFrame) -> pd.DataFrame:
     "Table 3 for people: backbone, rule, (protocol), then 'macro F1 ID', 'macro F1 OOD', ... (no slugs or counts)."
-    cols = {'backbone': 'backbone', 'rule': 'rule', 'protocol': 'protocol'}
+    cols = {'backbone': 'backbone', 'rule': 'rule', 'reads_test_labels': 'reads test labels', 'protocol': 'protocol'}
     for m in TABLE_METRICS:
         for d, D in (('id', 'ID'), ('ood', 'OOD')):
             cols[f'{m}_{d}'] = f'{METRIC_LABELS[m]} {D}'
@@ -474,6 +474,7 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
     written += write_table(t2, L.tables, 'table2_backbones', 'Table 2: backbones (facts from the paper and the model cards)',
                            md=table2_markdown(t2))
     t3 = results_table(mats, 'paper', labels)
+    t3.insert(t3.columns.get_loc('rule') + 1, 'reads_test_labels', t3['rule'].isin(ORACLE_RULES))
     written += write_table(t3, L.tables, 'table3_results', 'Table 3: in-domain and out-of-domain scores (published matrices)',
                            _table3_notes(['paper'], t3), md=table3_markdown(t3))
     flags = D.paper_flags(slugs)
@@ -534,8 +535,8 @@ def render_diagnostics(out, flags: pd.DataFrame, mats: Mapping[str, pd.DataFrame
 
 # %% ../nbs/13_report.ipynb #5c2afab8
 def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False, blocks: str = 'corpora',
-                  posthoc: str = 'wilcoxon-holm') -> list[Path]:
-    "Every table and figure of the run in `<out>` (and the paper's, and comparisons; `blocks`, `posthoc`: the rankings' unit and pairwise test); returns the files written."
+                  posthoc: str = 'wilcoxon-holm', headline_rule: str | None = None) -> list[Path]:
+    "Every table and figure of the run in `<out>` (and the paper's, and comparisons; `blocks`, `posthoc`: the rankings' unit and pairwise test; `headline_rule`: the rule of the figures and rankings, default the runs' `--rule`); returns the files written."
     L = Layout(out)
     records = run_records(out)
     written = []
@@ -565,6 +566,7 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
                         for r in rules], ignore_index=True)
         pos = {**{s: i for i, s in enumerate(slugs)}, **{r: i for i, r in enumerate(rules)}}
         t3 = t3.sort_values(['slug', 'rule'], key=lambda col: col.map(pos), kind='stable').reset_index(drop=True)
+        t3.insert(t3.columns.get_loc('rule') + 1, 'reads_test_labels', t3['rule'].isin(ORACLE_RULES))   # oracle rules say so
         # Intervals of every cell and mean under every rule (a bootstrap over speakers and seeds, `sereval.uncertainty`)
         try: cells, means = (pd.concat(x, ignore_index=True) for x in zip(*[run_intervals(out, slugs, r) for r in rules]))
         except SerevalError as e:
@@ -586,11 +588,11 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
         written += write_table(table3_rules(t3, metric), L.tables, 'table3_rules',
                                f'Table 3, {METRIC_LABELS.get(metric, metric)}: the rules side by side', _table3_notes(rules, t3))
         # Figures, under the runs' rule, flagged cells marked
-        mats = read_matrices(out, metric)
+        mats = read_matrices(out, metric, headline_rule)   # the runs' own rule, or --headline-rule
         clusters = run_clusters(records.values())
-        run_rule = ', '.join(dict.fromkeys(r.rule for r in records.values()))
+        run_rule = headline_rule or ', '.join(dict.fromkeys(r.rule for r in records.values()))
         flags = D.run_flags(out)
-        run_means = None if means is None or metric != HEADLINE else means[means['rule'] == means['slug'].map({s: r.rule for s, r in records.items()})]
+        run_means = None if means is None or metric != HEADLINE else means[means['rule'] == (headline_rule or means['slug'].map({s: r.rule for s, r in records.items()}))]
         written += _figures(mats, clusters, labels, L.figures, metric, f'rule: {run_rule}', 'this run', flags=flags, means=run_means)
         written += render_diagnostics(out, flags, mats, clusters, labels, records, metric)
         # Rankings, paired tests and the paper side by side
