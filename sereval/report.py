@@ -23,6 +23,7 @@ from .results import (TABLE_METRICS, backbone_facts, backbone_labels, compare_wi
                              corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, results_table,
                              run_clusters, run_records, store_seconds, table_rules, id_ood)
 from .errors import SerevalError
+from .findings import write_findings
 from .uncertainty import (ROPE, VIEWS, Ranking, bayesian_signed_rank, paired_tests, paper_friedman, paper_side_by_side,
                                  paper_verdict, rankings, run_intervals)
 
@@ -626,4 +627,5 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
             written += save_figure(fig, L.figures, f'comparison_{s}'); plt.close(fig)
         if not quiet: print(f'run: {len(written)} files under {L.tables} and {L.figures}')
     if paper: written += render_paper(out, metric, quiet=quiet, blocks=blocks, posthoc=posthoc)
+    if paper or records: written.append(write_findings(out, include_paper=paper))   # the findings page: <out>/findings.md
     return written

@@ -107,6 +107,7 @@ def test_run_report_command(tmp_path, capsys):
     assert {'ours', 'paper', 'diff'} <= set(cmp.columns)
     assert (L.figures/'comparison_openaiwhisperlargev3.png').stat().st_size > 1000
     assert not L.paper.out.exists()
+    assert '## This run' in (run/'findings.md').read_text()
     rk = pd.read_csv(L.tables/'rankings.csv')
     assert set(rk['blocks']) == {'corpora'} and 'in' in set(rk['view'])
     assert main(['report', '--out', str(tmp_path/'nowhere')]) != 0
