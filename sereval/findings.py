@@ -34,9 +34,11 @@ def ranking_findings(mats: Mapping[str, pd.DataFrame], labels: Mapping[str, str]
     try: rks = rankings(mats, 'corpora')
     except SerevalError as e: return [f'{who}: no corpus-level ranking ({e}).']
     for v, rk in rks.items():
-        out.append(f"{who}, {VIEWS[v]}: the mean ranks of the {len(rk.ranks)} backbones over {rk.n_blocks} corpora"
-                   + (f" ({rk.n_dropped} all-tied corpus dropped)" if rk.n_dropped else '')
-                   + f" differ with p = {rk.p_value:.2g} (Friedman, χ² = {rk.statistic:.1f}); Wilcoxon signed-rank with Holm sets "
+        out.append(f"{who}, {VIEWS[v]}: the {len(rk.ranks)} backbones ranked over {rk.n_blocks} corpora"
+                   + (f" ({rk.n_dropped} all-tied {'corpus' if rk.n_dropped == 1 else 'corpora'} dropped)" if rk.n_dropped else '')
+                   + (f": Friedman χ² = {rk.statistic:.1f}, p = {rk.p_value:.2g}" if rk.test == 'friedman' else
+                      f": Wilcoxon signed-rank W = {rk.statistic:.1f}, p = {rk.p_value:.2g}")
+                   + "; Wilcoxon signed-rank with Holm sets "
                    f"{len(rk.apart())} of {len(rk.ranks) * (len(rk.ranks) - 1) // 2} pairs apart (p < 0.05).")
     sets = [{(a, b) for a, b, _ in rk.apart()} for rk in rks.values()]
     first = rks[next(iter(rks))]
