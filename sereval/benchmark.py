@@ -19,16 +19,16 @@ from .errors import SerevalError
 from .head import FrameMLP
 from .layout import MATRIX_INDEX, Layout, atomic_write, read_json, write_frame, write_json
 from .metrics import METRICS, compute_metrics, evaluate, ood_predictions
-from .protocol import CLUSTERS, PROTOCOLS, RULES, TrainConfig, class_priors, make_split, ood_pairs
+from .protocol import CLUSTERS, PROTOCOLS, RULES, TrainConfig, class_priors, fit_temperature, make_split, ood_pairs
 from .store import list_corpora, open_store, EmbeddingStore
 from .taxonomy import CLASSES, NUM_CLASSES, label_indices
 from .train import predict_heads, resolve_device, train_head
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'LOGIT_COLUMNS', 'EMOBOX_METRICS', 'FOLD_COLUMNS', 'TRACK2_PROTOCOL', 'seed_means',
-           'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits', 'pair_metrics', 'run_corpus',
-           'results_matrix', 'write_tables', 'run_grid', 'summarize', 'wa_ua', 'emobox_rows', 'fold_layout',
-           'run_folds', 'fold_results', 'fold_summary', 'protocol_comparison', 'run_track2']
+           'store_fingerprint', 'corpus_priors', 'logits_frame', 'load_logits', 'pair_metrics', 'held_out_temperature',
+           'run_corpus', 'results_matrix', 'write_tables', 'run_grid', 'summarize', 'wa_ua', 'emobox_rows',
+           'fold_layout', 'run_folds', 'fold_results', 'fold_summary', 'protocol_comparison', 'run_track2']
 
 # %% ../nbs/11_benchmark.ipynb #3922b43f
 RESULT_COLUMNS: tuple[str, ...] = ('backbone', 'train', 'test', 'domain', 'rule', 'protocol', 'metric', 'value')
@@ -74,10 +74,16 @@ def load_logits(out, backbone: str, train: str, test: str) -> pd.DataFrame:
     if not p.exists(): raise SerevalError(f'no saved logits {p}; train that backbone first')
     return pd.read_parquet(p)
 
-def pair_metrics(df: pd.DataFrame, domain: str, train_prior=None, test_prior=None, rule: str = 'none') -> dict[str, float]:
-    "Metrics of one saved logits table: in-domain on its `test` split, out-of-domain on all of it under `rule`."
+def pair_metrics(df: pd.DataFrame, domain: str, train_prior=None, test_prior=None, rule: str = 'none',
+                 temperature: float = 1.0) -> dict[str, float]:
+    "Metrics of one saved logits table: in-domain on its `test` split, out-of-domain on all of it under `rule` (`temperature`: the head's)."
     if domain == 'in': df = df[df['split'] == 'test']
-    return evaluate(df[list(LOGIT_COLUMNS)].to_numpy(), df['y'].to_numpy(), domain, train_prior, test_prior, rule)
+    return evaluate(df[list(LOGIT_COLUMNS)].to_numpy(), df['y'].to_numpy(), domain, train_prior, test_prior, rule, temperature)
+
+def held_out_temperature(df: pd.DataFrame) -> float:
+    "The head's temperature (`sereval.protocol.fit_temperature`) on the held-out clips of its training corpus's logits table."
+    d = df[df['split'] == 'test']                 # over the classes of the training corpus (the head's support)
+    return fit_temperature(d[list(LOGIT_COLUMNS)].to_numpy(np.float64), d['y'].to_numpy(), np.isin(np.arange(len(LOGIT_COLUMNS)), df['y']))
 
 # %% ../nbs/11_benchmark.ipynb #1b31d150
 def _store_clips(store: EmbeddingStore):
@@ -139,6 +145,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
     record = {**done, **want} if reuse else want
     record['logits'] = {}
     rows = {seed: [] for seed in seeds}    # each seed's rows, in the order of a one-seed run
+    temps = {}
     for test in [train, *[t for t in tests if t != train]]:    # each test corpus is read once for every seed's head
         s = stores[test]
         fp = store_fingerprint(s)
@@ -153,14 +160,16 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         record['logits'][test] = fp
         for seed, df in zip(seeds, dfs):
             if test == train:
+                temps[seed] = held_out_temperature(df)          # calibrates `estimated` on this corpus's held-out clips
                 rows[seed] += [(backbone, train, test, 'in', 'none', applied, m, v, seed) for m, v in pair_metrics(df, 'in').items()]
             else:
                 for rule in RULES:
-                    ms = pair_metrics(df, 'out', priors[train], priors[test], rule)
+                    ms = pair_metrics(df, 'out', priors[train], priors[test], rule, temps[seed])
                     rows[seed] += [(backbone, train, test, 'out', rule, applied, m, v, seed) for m, v in ms.items()]
     res = pd.DataFrame([r for seed in seeds for r in rows[seed]], columns=[*RESULT_COLUMNS, 'seed'])
     write_frame(L.run_metrics(slug, train), seed_means(res) if len(seeds) == 1 else res)   # per-seed rows when several
     record['priors'] = {c: [float(x) for x in priors[c]] for c in [train, *tests]}
+    record['temperatures'] = {str(s): round(t, 6) for s, t in temps.items()}
     write_json(run_json, record)
     return res
 

@@ -280,7 +280,17 @@ def _report_args():
     from sereval.metrics import METRICS
     from sereval.metrics import HEADLINE
     return [OUT, arg('--metric', choices=METRICS, default=HEADLINE, help='metric of the figures'),
-            arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures")]
+            arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
+            arg('--headline-rule', choices=_rules(), default=None,
+                help="rule of the headline figures and rankings (default: the run's --rule, the paper's unless changed); "
+                     "Table 3 shows every rule and says which read the test labels"),
+            arg('--blocks', choices=('corpora', 'cells'), default='corpora',
+                help="unit of the rankings: corpora (Demšar 2006) or every (train, test) cell (correlated; the old ranking)"),
+            arg('--posthoc', choices=('wilcoxon-holm', 'nemenyi'), default='wilcoxon-holm', help='pairwise test of the rankings')]
+
+def _rules():
+    from sereval.protocol import RULES
+    return RULES
 
 def _report(a):
     from sereval.report import render_report
@@ -289,7 +299,7 @@ def _report(a):
     if not Path(a.out).is_dir():
         raise SerevalError(f"output folder {a.out} {'is a file' if Path(a.out).exists() else 'does not exist'} "
                            "(run 'sereval train' or 'sereval reproduce' first)")
-    render_report(a.out, metric=a.metric, paper=a.paper)
+    render_report(a.out, metric=a.metric, paper=a.paper, blocks=a.blocks, posthoc=a.posthoc, headline_rule=a.headline_rule)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 
 # %% ../nbs/99_cli.ipynb #a8924ee0
@@ -311,11 +321,17 @@ def _reproduce_args():
                 help="skip the speaker-split heads of the leakage report (no leakage table)"),
             arg('--threads', type=positive(int), metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
             arg('--jobs', type=positive(int), metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
-            arg('--kernel', default='python3', help='jupyter kernel of the notebooks'), QUIET_PROGRESS, *_cluster_args()]
+            arg('--kernel', default='python3', help='jupyter kernel of the notebooks'),
+            arg('--splits', type=positive(int), metavar='N', default=1,
+                help="in-domain splits: 1, the paper's one split (default), or N repeated splits (split seeds --seed, --seed+1, ...; "
+                     "each with the run's seeds; split and seed spreads in tables/splits.csv)"),
+            QUIET_PROGRESS, *_cluster_args()]
 
 def _reproduce(a):
     if a.emobox and (a.executor != 'inprocess' or a.dry_run):
         raise SerevalError('--emobox runs in process for now (--executor inprocess, no --dry-run)')
+    if a.splits > 1 and (a.executor != 'inprocess' or a.dry_run):
+        raise SerevalError('--splits runs in process only (--executor inprocess, no --dry-run)')
     if a.executor != 'inprocess' or a.dry_run: return _reproduce_jobs(a)
     from sereval.reproduce import reproduce
     from sereval.protocol import TrainConfig
@@ -325,7 +341,7 @@ def _reproduce(a):
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None, seeds=a.seeds,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
               paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage,
-              emobox=a.emobox)
+              emobox=a.emobox, splits=a.splits)
 
 # %% ../nbs/99_cli.ipynb #c1a5e0b3
 def _cluster_args():

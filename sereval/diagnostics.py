@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import paper as P
 from .backbones import backbone_slug
-from .benchmark import LOGIT_COLUMNS, corpus_priors, load_logits, run_corpus
+from .benchmark import LOGIT_COLUMNS, corpus_priors, held_out_temperature, load_logits, run_corpus
 from .errors import SerevalError
 from .layout import Layout, read_json
 from .metrics import HEADLINE, compute_metrics, ood_predictions
@@ -45,7 +45,8 @@ def cell_predictions(out, slug: str, train: str, test: str, rule: str = 'paper')
     pri = cell_priors(out, slug, train)
     missing = [c for c in (train, test) if c not in pri]
     if missing: raise SerevalError(f"the run state of {slug}/{train} records no prior for {missing}; rerun that backbone")
-    return ood_predictions(z, df['y'].to_numpy(), pri[train], pri[test], rule)
+    T = held_out_temperature(load_logits(out, slug, train, train)) if rule == 'estimated' else 1.0
+    return ood_predictions(z, df['y'].to_numpy(), pri[train], pri[test], rule, T)
 
 def _labels(y_true, y_pred) -> list[int]:
     return sorted(set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist()))

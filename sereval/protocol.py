@@ -20,11 +20,11 @@ from .layout import write_text
 
 # %% auto #0
 __all__ = ['CLUSTERS', 'PAPER_PRIORS', 'PAPER_SIZE_MIN', 'FINGERPRINTS_FILE', 'CLUSTERINGS', 'PROTOCOLS', 'FOLD_PROTOCOLS',
-           'PAPER_SEED', 'RULES', 'ORACLE_RULES', 'EPS', 'RULE_TEXT', 'load_clusters', 'ood_pairs', 'class_priors',
-           'build_paper_fingerprints', 'write_paper_fingerprints', 'paper_fingerprints', 'fingerprint_report',
-           'fingerprint_text', 'cluster_label_sets', 'corpus_classes', 'extended_clusters', 'resolve_clusters',
-           'TrainConfig', 'n_held_out', 'paper_order', 'paper_permutation', 'random_split', 'speaker_split',
-           'make_split', 'estimate_priors', 'adjust_logits']
+           'PAPER_SEED', 'RULES', 'ORACLE_RULES', 'EPS', 'BALANCE_TAU', 'RULE_TEXT', 'load_clusters', 'ood_pairs',
+           'class_priors', 'build_paper_fingerprints', 'write_paper_fingerprints', 'paper_fingerprints',
+           'fingerprint_report', 'fingerprint_text', 'cluster_label_sets', 'corpus_classes', 'extended_clusters',
+           'resolve_clusters', 'TrainConfig', 'n_held_out', 'paper_order', 'paper_permutation', 'random_split',
+           'speaker_split', 'make_split', 'fit_temperature', 'estimate_priors', 'adjust_logits']
 
 # %% ../nbs/02b_protocol.ipynb #f6d2fa02
 CLUSTERS: dict[str, tuple[str, ...]] = {
@@ -377,18 +377,23 @@ def make_split(index: pd.DataFrame, protocol: str = 'random', test_size: float =
     return random_split(len(index), test_size, seed, dim, paths), 'random'
 
 # %% ../nbs/02b_protocol.ipynb #66eb2ad0
-RULES: tuple[str, ...] = ('none', 'paper', 'corrected', 'estimated')
-"Out-of-domain logit-adjustment rules."
+RULES: tuple[str, ...] = ('none', 'paper', 'corrected', 'estimated', 'balanced', 'estimated-uncalibrated')
+"Out-of-domain logit-adjustment rules (the paper's four, then sereval's label-free `balanced` and the uncalibrated EM)."
 ORACLE_RULES: tuple[str, ...] = ('paper', 'corrected')
 "Rules that read the test corpus's true class frequencies, information a zero-shot system does not have."
 EPS: float = 1e-12
 "The constant the paper adds to every prior before its logarithm."
+BALANCE_TAU: float = 1.0
+"τ of the `balanced` rule: how much of the log training prior is taken off the logits (1: the Bayes rule for balanced error)."
 RULE_TEXT: dict[str, str] = {
     'paper': f"paper's rule: logits - log(prior_train + {EPS:g}) + log(prior_test + {EPS:g}), 'other' masked",
     'corrected': "corrected rule: as the paper's, classes absent from the training corpus masked",
     'none': 'no adjustment (raw logits, other masked)',
-    'estimated': "label-free rule: as the corrected rule, the test corpus's priors estimated from the head's own "
-                 "predictions (EM, Saerens et al. 2002)"}
+    'estimated': "label-free rule: as the corrected rule, the test corpus's priors estimated by EM (Saerens et al. 2002) "
+                 "from the head's posteriors, calibrated first by temperature scaling on the training corpus's held-out clips",
+    'balanced': f"label-free rule: logits - {BALANCE_TAU:g} * log(prior_train + {EPS:g}), classes absent from training and 'other' "
+                "masked (logit adjustment for balanced error, Menon et al. 2021)",
+    'estimated-uncalibrated': "as `estimated`, the EM run on the head's raw (uncalibrated) posteriors"}
 "How each rule is described in tables and reports."
 
 def _check_prior(p, name) -> np.ndarray:
@@ -396,6 +401,20 @@ def _check_prior(p, name) -> np.ndarray:
     if p.shape != (NUM_CLASSES,): raise ValueError(f'{name} must have shape ({NUM_CLASSES},), got {p.shape}')
     if (p < 0).any() or not np.isfinite(p).all(): raise ValueError(f'{name} must be finite and non-negative: {p}')
     return p
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, classes=None) -> float:
+    """Temperature `T` minimising the negative log likelihood of `softmax(logits / T)` over `classes` (a boolean mask;
+    default: the classes in `y`) for labels `y` (temperature scaling, Guo et al. 2017); 1 without clips."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    z, y = np.asarray(logits, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    if not len(z): return 1.0
+    ok = np.isfinite(z).all(0) & (np.isin(np.arange(z.shape[1]), y) if classes is None else np.asarray(classes, dtype=bool))
+    z, rows = z[:, ok], np.arange(len(y))
+    col = np.cumsum(ok) - 1
+    if not ok[y].all(): raise ValueError('a label falls outside `classes` or on a masked (infinite) logit')
+    nll = lambda t: -log_softmax(z / np.exp(t), axis=1)[rows, col[y]].mean()
+    return float(np.exp(minimize_scalar(nll, bounds=(-4, 4), method='bounded', options={'xatol': 1e-6}).x))
 
 def estimate_priors(logits: np.ndarray, train_prior: np.ndarray, classes=None, tol: float = 1e-8,
                     max_iter: int = 10_000) -> np.ndarray:
@@ -421,16 +440,24 @@ def estimate_priors(logits: np.ndarray, train_prior: np.ndarray, classes=None, t
     return out
 
 def adjust_logits(logits: np.ndarray, train_prior: np.ndarray, test_prior: np.ndarray | None, rule: str = 'paper',
-                  eps: float = EPS) -> np.ndarray:
+                  eps: float = EPS, temperature: float = 1.0) -> np.ndarray:
     """Logits `[n, 8]` (float64) adjusted by `rule` (one of `RULES`) for the shift from `train_prior` to `test_prior`
-    (unused by `none` and `estimated`, which estimates it from the logits; it masks `other` and classes absent from training)."""
+    (unused by the label-free rules: `none`, `balanced`, and the `estimated` ones, which estimate it from the logits,
+    `estimated` after dividing them by the head's `temperature`; these mask `other` and classes absent from training)."""
     if rule not in RULES: raise ValueError(f'unknown rule {rule!r}; expected one of {RULES}')
     z = np.array(logits, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] != NUM_CLASSES: raise ValueError(f'logits must be [n, {NUM_CLASSES}], got {z.shape}')
     if rule == 'none': return z
     pi_train = _check_prior(train_prior, 'train_prior')
-    if rule == 'estimated':
-        support = (pi_train > 0) & (np.arange(NUM_CLASSES) != OTHER_INDEX)
+    support = (pi_train > 0) & (np.arange(NUM_CLASSES) != OTHER_INDEX)
+    if rule == 'balanced':
+        z -= BALANCE_TAU * np.log(pi_train + eps)
+        z[:, ~support] = -np.inf
+        return z
+    if rule in ('estimated', 'estimated-uncalibrated'):
+        if rule == 'estimated':
+            if not temperature > 0: raise ValueError(f'temperature must be positive, got {temperature}')
+            z /= temperature
         pi_test = estimate_priors(z, pi_train, support)
         z += np.log(pi_test + eps) - np.log(pi_train + eps)
         z[:, ~support] = -np.inf

@@ -23,8 +23,9 @@ from .results import (TABLE_METRICS, backbone_facts, backbone_labels, compare_wi
                              corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, results_table,
                              run_clusters, run_records, store_seconds, table_rules, id_ood)
 from .errors import SerevalError
-from .uncertainty import (friedman_test, paired_tests, paper_friedman, paper_side_by_side, paper_verdict,
-                                 run_intervals)
+from .findings import write_findings
+from .uncertainty import (ROPE, VIEWS, Ranking, bayesian_signed_rank, paired_tests, paper_friedman, paper_side_by_side,
+                                 paper_verdict, rankings, run_intervals)
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'EMOBOX_COLUMNS', 'to_markdown', 'write_table', 'table3_markdown', 'table1_markdown',
@@ -35,9 +36,9 @@ __all__ = ['METRIC_LABELS', 'CELL', 'FONT', 'EMOBOX_COLUMNS', 'to_markdown', 'wr
 
 # %% ../nbs/13_report.ipynb #91623f92
 METRIC_LABELS = {'macro_f1': 'macro F1', 'accuracy': 'accuracy', 'weighted_f1': 'weighted F1',
-                 'macro_precision': 'macro precision', 'macro_recall': 'macro recall (UA)', 'micro_f1': 'micro F1',
-                 'weighted_accuracy': 'weighted accuracy'}
-"How each metric of the published matrices (`sereval.paper.PAPER_METRICS`) is named in tables and figures."
+                 'macro_precision': 'macro precision', 'macro_recall': 'macro recall', 'micro_f1': 'micro F1',
+                 'unweighted_accuracy': 'UA', 'weighted_accuracy': 'weighted accuracy'}
+"How each metric (`sereval.metrics.METRICS` and the published `sereval.paper.PAPER_METRICS`) is named in tables and figures."
 
 # %% ../nbs/13_report.ipynb #51d93fde
 def to_markdown(df: pd.DataFrame, digits: int = 3, title: str | None = None, notes: Sequence[str] = ()) -> str:
@@ -63,7 +64,7 @@ def write_table(df: pd.DataFrame, folder, name: str, title: str | None = None, n
 
 def table3_markdown(t3: pd.DataFrame) -> pd.DataFrame:
     "Table 3 for people: backbone, rule, (protocol), then 'macro F1 ID', 'macro F1 OOD', ... (no slugs or counts)."
-    cols = {'backbone': 'backbone', 'rule': 'rule', 'protocol': 'protocol'}
+    cols = {'backbone': 'backbone', 'rule': 'rule', 'reads_test_labels': 'reads test labels', 'protocol': 'protocol'}
     for m in TABLE_METRICS:
         for d, D in (('id', 'ID'), ('ood', 'OOD')):
             cols[f'{m}_{d}'] = f'{METRIC_LABELS[m]} {D}'
@@ -353,23 +354,37 @@ def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str
     fig.tight_layout()
     return fig
 
-def _ranking_files(fr, labels: Mapping[str, str], tables, figures, who: str, metric: str) -> list[Path]:
-    "The ranking table (mean ranks, the test, the pairs set apart) and the critical-difference diagram of `fr`."
-    t = pd.DataFrame({'backbone': [labels.get(s, s) for s in fr.ranks.index], 'slug': fr.ranks.index,
-                      'mean_rank': fr.ranks.to_numpy()})
-    test = ("Friedman's test" if fr.test == 'friedman' else "Wilcoxon's signed-rank test")
-    post = 'Nemenyi' if fr.test == 'friedman' else 'Wilcoxon'
-    apart = fr.apart()
-    notes = [f"{test} over {len(t)} backbones with the {fr.n_blocks} (train, test) cells they all have as blocks "
-             f"({METRIC_LABELS.get(metric, metric)}, 1 = best rank): statistic {fr.statistic:.2f}, p = {fr.p_value:.2g}.",
-             f"pairs set apart ({post}, p < 0.05): " + ('; '.join(f'{labels.get(a, a)} > {labels.get(b, b)} (p = {p:.2g})'
-                                                                  for a, b, p in apart) if apart else 'none')]
-    written = write_table(t, tables, 'rankings', f'Ranking of the backbones ({who})', notes)
-    written.append(write_frame(Path(tables)/'rankings_posthoc.csv', fr.nemenyi.rename_axis('slug'), index=True))
+def _ranking_files(rks: Mapping[str, Ranking], labels: Mapping[str, str], tables, figures, who: str, metric: str) -> list[Path]:
+    "The ranking table (a `blocks` column naming the unit; per view: mean ranks, the test, the pairs set apart), the pairs' post hoc and Bayesian tests, one critical-difference diagram per view."
+    rows, pairs, notes = [], [], []
+    for v, rk in rks.items():
+        rows += [{'blocks': rk.unit, 'view': v, 'backbone': labels.get(s, s), 'slug': s, 'mean_rank': float(r),
+                  'n_blocks': rk.n_blocks, 'n_dropped': rk.n_dropped, 'test': rk.test, 'statistic': rk.statistic,
+                  'p_value': rk.p_value, 'posthoc': rk.posthoc} for s, r in rk.ranks.items()]
+        bayes = bayesian_signed_rank(rk, nsamples=5000).set_index(['a', 'b']) if rk.unit == 'corpora' else None
+        order = list(rk.ranks.index)
+        for i, a in enumerate(order):
+            for b in order[i + 1:]:
+                pairs.append({'blocks': rk.unit, 'view': v, 'posthoc': rk.posthoc, 'a': a, 'b': b,
+                              'p_value': float(rk.pvalues.at[a, b]), 'apart': bool(rk.pvalues.at[a, b] < 0.05),
+                              **({'rope': ROPE, **bayes.loc[(a, b)].to_dict()} if bayes is not None else {})})
+        test = "Friedman's test" if rk.test == 'friedman' else "Wilcoxon's signed-rank test"
+        apart = rk.apart()
+        notes += [f"{v} ({VIEWS[v]}): {test} over {len(rk.ranks)} backbones, {rk.n_blocks} blocks"
+                  + (f" ({rk.n_dropped} dropped: every backbone tied)" if rk.n_dropped else '')
+                  + f" ({METRIC_LABELS.get(metric, metric)}, 1 = best rank): statistic {rk.statistic:.2f}, p = {rk.p_value:.2g}; "
+                  + f"pairs set apart ({rk.posthoc}, p < 0.05): "
+                  + ('; '.join(f'{labels.get(a, a)} > {labels.get(b, b)} (p = {p:.2g})' for a, b, p in apart) if apart else 'none')]
+    if any(r['blocks'] == 'corpora' for r in rows):
+        notes.append(f'rankings_posthoc: every pair, with the Bayesian signed-rank test (baycomp) over the same corpora: '
+                     f'P(a better), P(equivalent within {ROPE}), P(b better)')
+    written = write_table(pd.DataFrame(rows), tables, 'rankings', f'Ranking of the backbones ({who})', notes)
+    written.append(write_frame(Path(tables)/'rankings_posthoc.csv', pd.DataFrame(pairs)))
     plt, _ = _plt()
-    fig = plot_critical_difference(fr.ranks, fr.nemenyi, f'Mean rank of each backbone over {fr.n_blocks} cells ({who}; '
-                                   f'bars: not apart, {post} p ≥ 0.05)', labels)
-    written += save_figure(fig, figures, 'critical_difference'); plt.close(fig)
+    for i, (v, rk) in enumerate(rks.items()):
+        fig = plot_critical_difference(rk.ranks, rk.pvalues, f'{who}: mean rank over {rk.n_blocks} {rk.unit}, {VIEWS[v].split(",")[0]}'
+                                       + ('' if v in ('in', 'cells') else f' by {v[4:]} corpus') + f' (bars: not apart, {rk.posthoc} p ≥ 0.05)', labels)
+        written += save_figure(fig, figures, 'critical_difference' + ('' if i == 0 else f'_{v}')); plt.close(fig)
     return written
 
 def paired_markdown(pt: pd.DataFrame, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
@@ -425,19 +440,20 @@ def _table3_notes(rules: Sequence[str], t3: pd.DataFrame | None = None) -> list[
            [f'rule `{r}`: {RULE_TEXT[r]}' + (" (oracle: reads the test corpus's class frequencies)" if r in ORACLE_RULES
                                              else ' (no test labels used)' if r != 'none' else '') for r in rules]
 
-def _paper_stamp(metric, include_extra, heatmaps) -> dict:
+def _paper_stamp(metric, include_extra, heatmaps, blocks='corpora', posthoc='wilcoxon-holm') -> dict:
     from sereval import __version__
     facts = registry_table().to_csv(index=False)
     h = hashlib.sha256((P._data_text(P.RESULTS_FILE) + facts).encode()).hexdigest()
-    return {'data_sha256': h, 'sereval': __version__, 'metric': metric, 'include_extra': include_extra, 'ranking': True,
+    return {'data_sha256': h, 'sereval': __version__, 'metric': metric, 'include_extra': include_extra, 'ranking': [blocks, posthoc],
             'heatmaps': None if heatmaps is None else sorted(backbone_slug(h) for h in heatmaps),
             'diagnostics': [D.COLLAPSE_SHARE, D.CHANCE_MARGIN]}
 
 def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet: bool = False,
-                 heatmaps: Sequence[str] | None = None, reuse: bool = True) -> list[Path]:
-    "The paper's tables and figures, from its published matrices, under `<out>/paper/` (`heatmaps`: only these backbones' heatmaps). With `reuse`, files rendered before from the same data and options are kept."
+                 heatmaps: Sequence[str] | None = None, reuse: bool = True, blocks: str = 'corpora',
+                 posthoc: str = 'wilcoxon-holm') -> list[Path]:
+    "The paper's tables and figures, from its published matrices, under `<out>/paper/` (`heatmaps`: only these backbones' heatmaps). With `reuse`, files rendered before from the same data and options are kept; `blocks`, `posthoc`: the rankings' unit and pairwise test."
     L = Layout(out).paper
-    stamp_path, stamp = Layout(out).paper_stamp, _paper_stamp(metric, include_extra, heatmaps)
+    stamp_path, stamp = Layout(out).paper_stamp, _paper_stamp(metric, include_extra, heatmaps, blocks, posthoc)
     if reuse and stamp_path.exists():
         old = read_json(stamp_path, 'paper rendering stamp')
         files = [L.out/f for f in old.get('files', [])]
@@ -446,7 +462,7 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
             return files
     slugs = P.paper_backbone_slugs(include_extra)
     labels = backbone_labels(slugs)
-    mats = {m: {s: P.load_paper_matrix(m, s) for s in slugs} for m in TABLE_METRICS}
+    mats = {m: {s: P.load_paper_matrix(m, s) for s in slugs} for m in TABLE_METRICS if m in P.PAPER_METRICS}
     clusters = {k: list(v) for k, v in CLUSTERS.items()}
     order = corpus_order(mats[metric].values(), clusters)
     incl = {c: k for k, v in clusters.items() for c in v}
@@ -460,6 +476,7 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
     written += write_table(t2, L.tables, 'table2_backbones', 'Table 2: backbones (facts from the paper and the model cards)',
                            md=table2_markdown(t2))
     t3 = results_table(mats, 'paper', labels)
+    t3.insert(t3.columns.get_loc('rule') + 1, 'reads_test_labels', t3['rule'].isin(ORACLE_RULES))
     written += write_table(t3, L.tables, 'table3_results', 'Table 3: in-domain and out-of-domain scores (published matrices)',
                            _table3_notes(['paper'], t3), md=table3_markdown(t3))
     flags = D.paper_flags(slugs)
@@ -470,7 +487,7 @@ def render_paper(out, metric: str = HEADLINE, include_extra: bool = False, quiet
                            _ood_means_notes(), md=_ood_means_markdown(D.ood_means(mats[metric], clusters, flags), labels))
     written += _figures(mats[metric], clusters, labels, L.figures, metric, "paper's rule", 'published',
                         None if heatmaps is None else [backbone_slug(h) for h in heatmaps], flags)
-    written += _ranking_files(paper_friedman(metric, include_extra), labels, L.tables, L.figures, 'published matrices', metric)
+    written += _ranking_files(rankings(mats[metric], blocks, posthoc), labels, L.tables, L.figures, 'published matrices', metric)
     write_json(stamp_path, {**stamp, 'files': [str(f.relative_to(L.out)) for f in written]})
     if not quiet: print(f'paper: {len(written)} files under {L.out}')
     return written
@@ -568,8 +585,9 @@ def render_emobox(out, slugs: Sequence[str], labels: Mapping[str, str] | None = 
     return written
 
 # %% ../nbs/13_report.ipynb #5c2afab8
-def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False) -> list[Path]:
-    "Every table and figure of the run in `<out>` (and the paper's, and comparisons); returns the files written."
+def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False, blocks: str = 'corpora',
+                  posthoc: str = 'wilcoxon-holm', headline_rule: str | None = None) -> list[Path]:
+    "Every table and figure of the run in `<out>` (and the paper's, and comparisons; `blocks`, `posthoc`: the rankings' unit and pairwise test; `headline_rule`: the rule of the figures and rankings, default the runs' `--rule`); returns the files written."
     L = Layout(out)
     records = run_records(out)
     written = []
@@ -599,6 +617,7 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
                         for r in rules], ignore_index=True)
         pos = {**{s: i for i, s in enumerate(slugs)}, **{r: i for i, r in enumerate(rules)}}
         t3 = t3.sort_values(['slug', 'rule'], key=lambda col: col.map(pos), kind='stable').reset_index(drop=True)
+        t3.insert(t3.columns.get_loc('rule') + 1, 'reads_test_labels', t3['rule'].isin(ORACLE_RULES))   # oracle rules say so
         # Intervals of every cell and mean under every rule (a bootstrap over speakers and seeds, `sereval.uncertainty`)
         try: cells, means = (pd.concat(x, ignore_index=True) for x in zip(*[run_intervals(out, slugs, r) for r in rules]))
         except SerevalError as e:
@@ -620,16 +639,16 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
         written += write_table(table3_rules(t3, metric), L.tables, 'table3_rules',
                                f'Table 3, {METRIC_LABELS.get(metric, metric)}: the rules side by side', _table3_notes(rules, t3))
         # Figures, under the runs' rule, flagged cells marked
-        mats = read_matrices(out, metric)
+        mats = read_matrices(out, metric, headline_rule)   # the runs' own rule, or --headline-rule
         clusters = run_clusters(records.values())
-        run_rule = ', '.join(dict.fromkeys(r.rule for r in records.values()))
+        run_rule = headline_rule or ', '.join(dict.fromkeys(r.rule for r in records.values()))
         flags = D.run_flags(out)
-        run_means = None if means is None or metric != HEADLINE else means[means['rule'] == means['slug'].map({s: r.rule for s, r in records.items()})]
+        run_means = None if means is None or metric != HEADLINE else means[means['rule'] == (headline_rule or means['slug'].map({s: r.rule for s, r in records.items()}))]
         written += _figures(mats, clusters, labels, L.figures, metric, f'rule: {run_rule}', 'this run', flags=flags, means=run_means)
         written += render_diagnostics(out, flags, mats, clusters, labels, records, metric)
         # Rankings, paired tests and the paper side by side
         if len(mats) >= 2:
-            try: written += _ranking_files(friedman_test(mats), labels, L.tables, L.figures, 'this run', metric)
+            try: written += _ranking_files(rankings(mats, blocks, posthoc), labels, L.tables, L.figures, 'this run', metric)
             except SerevalError as e:                    # e.g. one corpus: too few cells in common to rank
                 if not quiet: print(f'no ranking: {e}')
         if cells is not None and len(slugs) >= 2:
@@ -658,5 +677,6 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
             written += save_figure(fig, L.figures, f'comparison_{s}'); plt.close(fig)
         written += render_emobox(out, slugs, labels)                      # EmoBox's leaderboard layout, after a --protocol emobox run
         if not quiet: print(f'run: {len(written)} files under {L.tables} and {L.figures}')
-    if paper: written += render_paper(out, metric, quiet=quiet)
+    if paper: written += render_paper(out, metric, quiet=quiet, blocks=blocks, posthoc=posthoc)
+    if paper or records: written.append(write_findings(out, include_paper=paper))   # the findings page: <out>/findings.md
     return written

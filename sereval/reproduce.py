@@ -121,14 +121,15 @@ def reproduce(data_root=None,                           # corpora root; None: th
               jobs: int | None = None,                  # backbones at once (default: the demo's, else 1)
               quiet: bool = False,
               leakage: bool = True,                     # also the leakage report's speaker-split heads (the run notebook's `leakage`)
-              emobox=None) -> dict:                     # EmoBox's data/ folder: corpora read through its metadata, its folds under protocol 'emobox'
+              emobox=None,                              # EmoBox's data/ folder: corpora read through its metadata, its folds under protocol 'emobox'
+              splits: int = 1) -> dict:                 # in-domain splits: 1 (the paper's one split) or N repeated (`split_spreads`)
     "Run the benchmark: the run notebook per backbone, then the tables-and-figures notebook. Returns where things are."
     t0 = time.time()
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
     from sereval.errors import check_positive   # bad numbers stop here, before the output folder is made
     check_positive('--demo-size', demo_size)
-    for k, v in dict(threads=threads, jobs=jobs).items(): v is None or check_positive(f'--{k}', v, whole=True)
+    for k, v in dict(threads=threads, jobs=jobs, splits=splits).items(): v is None or check_positive(f'--{k}', v, whole=True)
     out = Path(out).resolve()
     L = Layout(out)
     demo = data_root is None
@@ -203,4 +204,28 @@ def reproduce(data_root=None,                           # corpora root; None: th
         print(f'  figures:           {res["figures"]}')
         if paper: print(f"  paper's numbers:   {L.paper.tables}, {L.paper.figures}")
         print(f'  executed notebooks: {L.notebooks}')
+    if splits > 1:
+        res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
+                                       threads, jobs, quiet, splits)
     return res
+
+def _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel, threads, jobs, quiet,
+                   splits: int) -> Path:
+    "Splits 2..N of `--splits N`: the run again under `<out>/splits/<k>/` with split seed `config.seed + k` (same heads' seeds, shared embeddings); writes `tables/splits.csv`."
+    from dataclasses import replace
+    L = Layout(out)
+    outs = [out]
+    for k in range(1, splits):
+        sub = out/'splits'/str(k)
+        sub.mkdir(parents=True, exist_ok=True)
+        if not (sub/L.embeddings.name).exists(): (sub/L.embeddings.name).symlink_to(L.embeddings, target_is_directory=True)
+        if not quiet: print(f'split {k + 1}/{splits}: split seed {config.seed + k}  ->  {sub}', flush=True)
+        reproduce(root, backbones, sub, corpora, config=replace(config, seed=config.seed + k), seeds=seeds, protocol=protocol,
+                  rule=rule, device=device, paper=False, kernel=kernel, threads=threads, jobs=jobs, quiet=True, leakage=False)
+        outs.append(sub)
+    from sereval.uncertainty import split_spreads
+    from sereval.layout import write_frame
+    t = split_spreads(outs)
+    path = write_frame(L.tables/'splits.csv', t)
+    if not quiet: print(f'split and seed spreads over {splits} splits  ->  {path}')
+    return path

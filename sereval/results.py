@@ -198,10 +198,10 @@ def corpus_table(manifests: Mapping[str, pd.DataFrame], seconds: Mapping[str, np
     return t
 
 # %% ../nbs/12a_results.ipynb #107b9db4
-def compare_with_paper(out, slug: str, metrics: Sequence[str] = TABLE_METRICS, rule: str | None = None) -> pd.DataFrame:
+def compare_with_paper(out, slug: str, metrics: Sequence[str] | None = None, rule: str | None = None) -> pd.DataFrame:
     "Per-cell comparison of a rerun with the paper: metric, train, test, domain, ours, paper, diff (ours - paper)."
     rows = []
-    for m in metrics:
+    for m in [m for m in TABLE_METRICS if m in P.PAPER_METRICS] if metrics is None else metrics:   # published ones
         ours = read_matrices(out, m, rule, slugs=[slug])[slug]
         pub = P.load_paper_matrix(m, slug)
         for tr in ours.index:

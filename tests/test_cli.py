@@ -131,6 +131,12 @@ def test_rule_and_protocol_choices_are_the_protocol():
         acts = {a.dest: a for a in command_parser(name)._actions}
         assert tuple(acts['rule'].choices) == RULES and tuple(acts['protocol'].choices) == PROTOCOLS
         assert acts['rule'].default in RULES and acts['protocol'].default in PROTOCOLS
+    assert command_parser('reproduce').parse_args(['--rule', 'balanced']).rule == 'balanced'
+    rep = command_parser('reproduce')
+    assert rep.parse_args([]).splits == 1 and rep.parse_args(['--splits', '3']).splits == 3
+    with pytest.raises(SystemExit): rep.parse_args(['--splits', '0'])
+    report = command_parser('report').parse_args(['--headline-rule', 'balanced'])
+    assert (report.headline_rule, report.blocks, report.posthoc) == ('balanced', 'corpora', 'wilcoxon-holm')
 
 
 def test_serevalerror_is_a_message_not_a_traceback(tmp_path, capsys):

@@ -34,6 +34,19 @@ def test_predicted_only_and_true_only_classes():
     assert compute_metrics([2, 2], [2, 2])['macro_f1'] == 1.0
 
 
+
+def test_unweighted_accuracy_is_balanced_accuracy():
+    import warnings
+    from sklearn.metrics import balanced_accuracy_score
+    m = compute_metrics([0, 0, 0, 0], [0, 0, 0, 3])      # class 3 predicted, never true: UA ignores it, macro recall does not
+    assert m['unweighted_accuracy'] == pytest.approx(0.75) and m['macro_recall'] == pytest.approx(0.375)
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        n = int(rng.integers(1, 50)); y, p = rng.integers(0, 5, n), rng.integers(0, 8, n)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            assert compute_metrics(y, p)['unweighted_accuracy'] == pytest.approx(balanced_accuracy_score(y, p), abs=1e-12)
+
 def _brute(y, p):
     labels = sorted(set(y) | set(p))
     f1s, ps, rs, sup = [], [], [], []

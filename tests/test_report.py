@@ -10,6 +10,7 @@ import pytest
 from sereval import report as R
 from sereval.layout import Layout
 from sereval.testing import fake_run
+from sereval.results import TABLE_METRICS
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO/'..'/'shared'/'paper'/'published_matrices'
@@ -41,6 +42,18 @@ def test_table3_by_hand(paper_out, backbone):
         assert abs(t3.at[backbone, f'{metric}_id'] - id_) < 1e-12
         assert abs(t3.at[backbone, f'{metric}_ood'] - ood) < 1e-12
     assert t3.at[backbone, 'n_ood'] == 76
+
+
+def test_paper_rankings_over_corpora(paper_out):
+    rk = pd.read_csv(paper_out/'tables'/'rankings.csv')
+    assert set(rk['blocks']) == {'corpora'} and set(rk['view']) == {'in', 'ood_test', 'ood_train'}
+    ind = rk[rk.view == 'in']
+    assert len(ind) == 10 and (ind.n_blocks == 19).all() and (ind.posthoc == 'wilcoxon-holm').all()
+    assert (rk[rk.view == 'ood_train'].n_dropped == 1).all()          # MESD's row: every backbone tied
+    pairs = pd.read_csv(paper_out/'tables'/'rankings_posthoc.csv')
+    assert len(pairs) == 3 * 45 and pairs[['p_a_better', 'p_equivalent', 'p_b_better']].sum(axis=1).round(6).eq(1).all()
+    for v in ('', '_ood_test', '_ood_train'):
+        assert (paper_out/'figures'/f'critical_difference{v}.png').stat().st_size > 1000
 
 
 @needs_published
@@ -88,11 +101,15 @@ def test_run_report_command(tmp_path, capsys):
     t3 = pd.read_csv(L.tables/'table3_results.csv')
     assert t3.rule.tolist() == ['paper', 'corrected'] * 2
     vals = t3[[c for c in t3 if c.endswith(('_id', '_ood')) and not c.startswith('n_')]].to_numpy().ravel()
-    assert len(vals) == 2 * 2 * 12 and ((vals >= 0) & (vals <= 1)).all()
+    assert len(vals) == 2 * 2 * 2 * len(TABLE_METRICS) and ((vals >= 0) & (vals <= 1)).all()
+    assert {'unweighted_accuracy_id', 'unweighted_accuracy_ood'} <= set(t3.columns)
     cmp = pd.read_csv(L.tables/'comparison_openaiwhisperlargev3.csv')
     assert {'ours', 'paper', 'diff'} <= set(cmp.columns)
     assert (L.figures/'comparison_openaiwhisperlargev3.png').stat().st_size > 1000
     assert not L.paper.out.exists()
+    assert '## This run' in (run/'findings.md').read_text()
+    rk = pd.read_csv(L.tables/'rankings.csv')
+    assert set(rk['blocks']) == {'corpora'} and 'in' in set(rk['view'])
     assert main(['report', '--out', str(tmp_path/'nowhere')]) != 0
 
 

@@ -90,10 +90,70 @@ def test_friedman_statistic_is_scipys():
     rng = np.random.default_rng(6)
     mats = {s: pd.DataFrame(rng.random((5, 5)) + 0.05 * i, index=list('abcde'), columns=list('abcde'))
             for i, s in enumerate('wxyz')}
-    fr = friedman_test(mats)
+    fr = friedman_test(mats, 'cells', 'nemenyi')
     blocks = np.stack([m.to_numpy().ravel() for m in mats.values()], 1)
     assert fr.statistic == pytest.approx(friedmanchisquare(*blocks.T).statistic, abs=1e-12)
-    assert fr.n_blocks == 25 and list(fr.nemenyi.index) == list('wxyz')
+    assert fr.n_blocks == 25 and list(fr.pvalues.index) == list('wxyz') and fr.unit == 'cells'
+
+
+def _corpus_mats(seed=11, n=9, k=5):
+    rng = np.random.default_rng(seed)
+    names = [f'c{i}' for i in range(n)]
+    mats = {}
+    for i in range(k):
+        m = pd.DataFrame(rng.random((n, n)) * 0.3 + 0.05 * i, index=names, columns=names)
+        m.iloc[0, 1:4] = np.nan                 # missing cells: a test corpus reached by fewer training corpora
+        mats[f'b{i}'] = m
+    return mats
+
+
+def test_corpus_blocks_equal_scipy_statsmodels_autorank():
+    import warnings
+    from itertools import combinations
+    from scipy.stats import wilcoxon
+    from statsmodels.stats.multitest import multipletests
+    from autorank import autorank
+    mats = _corpus_mats()
+    for s in mats: mats[s].iloc[2, 2] = 0.5     # corpus c2: every backbone ties in-domain -> dropped, counted
+    for view in ('in', 'ood_test', 'ood_train'):
+        rk = friedman_test(mats, view)
+        diag = {s: pd.Series(np.diag(m), index=m.index) for s, m in mats.items()}
+        off = {s: m.where(~np.eye(len(m), dtype=bool)) for s, m in mats.items()}
+        ref = pd.DataFrame({s: diag[s] if view == 'in' else (off[s].mean(axis=0) if view == 'ood_test' else off[s].mean(axis=1))
+                            for s in mats})
+        if view == 'in': ref = ref.drop('c2')
+        assert rk.n_dropped == (1 if view == 'in' else 0) and rk.unit == 'corpora'
+        pd.testing.assert_frame_equal(rk.blocks.sort_index(), ref.sort_index(), check_names=False)
+        assert rk.statistic == pytest.approx(friedmanchisquare(*ref.to_numpy().T).statistic, abs=1e-12)
+        pairs = list(combinations(ref.columns, 2))
+        holm = multipletests([wilcoxon(ref[a], ref[b]).pvalue for a, b in pairs], method='holm')[1]
+        for (a, b), p in zip(pairs, holm): assert rk.pvalues.at[a, b] == pytest.approx(p, abs=1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            ar = autorank(ref, alpha=0.05, verbose=False, force_mode='nonparametric')
+        assert rk.p_value == pytest.approx(ar.pvalue, abs=1e-12)
+        for s in ref: assert rk.ranks[s] == pytest.approx(ar.rankdf.loc[s, 'meanrank'], abs=1e-12)
+
+
+def test_fewer_separated_pairs_with_corpora_than_cells():
+    from sereval.uncertainty import rankings
+    mats = {s: P.load_paper_matrix('macro_f1', s) for s in P.PAPER_BACKBONES}
+    cells = rankings(mats, 'cells', 'nemenyi')['cells']
+    corp = rankings(mats, 'corpora', 'nemenyi')
+    assert cells.n_dropped == 8 and set(corp) == {'in', 'ood_test', 'ood_train'}
+    assert corp['in'].n_blocks == 19 and corp['ood_train'].n_dropped == 1     # MESD's row: ten-way ties
+    assert all(len(r.apart()) < len(cells.apart()) for r in corp.values())
+
+
+def test_bayesian_signed_rank_is_baycomps():
+    from baycomp import SignedRankTest
+    from sereval.uncertainty import ROPE, bayesian_signed_rank
+    rk = friedman_test(_corpus_mats(), 'in')
+    b = bayesian_signed_rank(rk, nsamples=2000, seed=3)
+    assert len(b) == 10 and np.allclose(b[['p_a_better', 'p_equivalent', 'p_b_better']].sum(axis=1), 1)
+    r = b.iloc[0]
+    ref = SignedRankTest.probs(rk.blocks[r.a].to_numpy(), rk.blocks[r.b].to_numpy(), rope=ROPE, nsamples=2000, random_state=3)
+    assert (r.p_a_better, r.p_equivalent, r.p_b_better) == pytest.approx(ref)
 
 
 def test_the_papers_backbones_are_significantly_apart():
@@ -117,3 +177,38 @@ def test_verdict_reproduced_and_not():
     side = paper_side_by_side(run(0.1, 0.03))
     assert not side['inside'].astype(bool).any() and 'not reproduced' in paper_verdict(side)
     assert paper_side_by_side(run(0.1, 0.03), tolerance=0.08)['inside'].astype(bool).all()
+
+
+def _speaker_cell(S, m, rng, sd=0.1, err=0.35):
+    e = np.clip(err + rng.normal(0, sd, S), 0.02, 0.9)
+    g = np.repeat(np.arange(S), m); yt = rng.integers(0, 5, S * m)
+    yp = np.where(rng.random(S * m) < e[g], (yt + rng.integers(1, 5, S * m)) % 5, yt)
+    return Cell('a', 'b', 'out', np.arange(S * m).astype(str), g.astype(str).astype(object), yt, yp[None], 'speaker')
+
+
+@pytest.mark.parametrize('speakers', [5, 10])
+def test_coverage_with_speaker_effects(speakers):
+    rng = np.random.default_rng(21)
+    big = _speaker_cell(20_000, 20, rng)
+    cm = np.zeros((8, 8)); np.add.at(cm, (big.y_true, big.y_pred[0]), 1)
+    truth = float(confusion_metric(cm))
+    hits = []
+    for r in range(200):
+        c = cell_intervals([_speaker_cell(speakers, 240 // speakers, rng)], 1, n_resamples=400, seed=r)[0].iloc[0]
+        hits.append(c.low <= truth <= c.high)
+    assert 0.90 <= np.mean(hits) <= 0.99, np.mean(hits)
+
+
+def test_one_speaker_interval_has_width():
+    from sereval.diagnostics import MIN_SPEAKERS
+    from sereval.uncertainty import FEW_SPEAKERS
+    rng = np.random.default_rng(4)
+    for S in (1, 2, MIN_SPEAKERS - 1):
+        cells, means = cell_intervals([_speaker_cell(S, 120, rng)], 1, n_resamples=500)
+        c = cells.iloc[0]
+        assert c.high - c.low > 0.02 and not c.zero_width and c.grouped_by == FEW_SPEAKERS
+    c = cell_intervals([_speaker_cell(MIN_SPEAKERS, 40, rng)], 1, n_resamples=500)[0].iloc[0]
+    assert c.grouped_by == 'speaker'
+    perfect = Cell('a', 'b', 'out', np.arange(30).astype(str), np.zeros(30).astype(str).astype(object), np.arange(30) % 5,
+                   (np.arange(30) % 5)[None], 'speaker')
+    assert cell_intervals([perfect], 1, n_resamples=200)[0].zero_width.iloc[0]      # every resample scores 1: flagged
