@@ -40,12 +40,23 @@ def naming_file(path):
         if e.filename is not None: raise
         raise OSError(e.errno, e.strerror or str(e), str(path)) from e
 
+def _umask() -> int:
+    "The process's umask (read from /proc where it can be, without changing it; else set and restored)."
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 def atomic_write(path, write: Callable[[str], Any]) -> Path:
     "Write `path` complete or not at all: `write(tmp)` fills a temporary sibling, which is fsynced and renamed over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
+    try: os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 would outlive the rename: files follow the user's umask
+    finally: os.close(fd)
     try:
         with naming_file(path):
             write(tmp)
