@@ -100,7 +100,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
     held_out, applied = make_split(store.index, protocol, config.test_size, config.seed, dim=store.dim)
     want = {'backbone': backbone, 'train': train, 'config': config.to_dict(), 'protocol_requested': protocol,
             'protocol': applied, 'store': store_fingerprint(store), 'dim': store.dim}
-    if seeds != [config.seed]: want['seeds'] = seeds
+    want['seeds'] = seeds        # always: heads of other seeds (a rerun with fewer or more) are not this run's
     run_json = L.run_state(slug, train)
     done = read_json(run_json, 'run state') if run_json.exists() and not retrain else {}
     reuse = (bool(done) and {k: done.get(k) for k in want} == json.loads(json.dumps(want))

@@ -117,6 +117,16 @@ def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol
     return (done.get('config') == config.to_dict() and done.get('protocol_requested') == protocol
             and done.get('seeds', [config.seed]) == seeds)
 
+def _drop_stale(out, slug: str, written: Sequence[Path]) -> list[Path]:
+    """Delete this backbone's result files that the run just finished did not write (another run's seeds, e.g.
+    `matrices/seeds/36` after a rerun with two seeds): the folder then holds what a clean run writes."""
+    L, keep, gone = Layout(out), {Path(p).resolve() for p in written}, []
+    for p in [*(L.out/'matrices').rglob(f'{slug}.csv'), *(L.out/'results').rglob(f'{slug}.csv')]:
+        if p.resolve() not in keep: p.unlink(); gone.append(p)
+    for d in sorted((L.out/'matrices'/'seeds').glob('**/'), reverse=True):    # seed folders left empty
+        if d.is_dir() and not any(d.iterdir()): d.rmdir()
+    return gone
+
 def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                 config: TrainConfig, protocol: str = PROTOCOLS[0], rule: str = 'paper',
                 files_skipped: int = 0, seeds: Sequence[int] | None = None) -> tuple[pd.DataFrame, RunRecord]:
@@ -133,7 +143,8 @@ def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters:
     if unfinished: raise SerevalError(f'{backbone}: the training of {unfinished} is not finished; train them first')
     results = pd.concat([pd.read_csv(L.run_metrics(slug, c), keep_default_na=False, na_values=['']) for c in trains],
                         ignore_index=True)
-    write_tables(results, out, backbone, rule)                         # per-seed rows (a `seed` column) when several seeds
+    written = write_tables(results, out, backbone, rule)               # per-seed rows (a `seed` column) when several seeds
+    _drop_stale(out, slug, written)
     results = seed_means(results)
     applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
     record = RunRecord(backbone=backbone, slug=slug, corpora=sorted(set(results['train']) | set(results['test'])),

@@ -88,3 +88,18 @@ def test_train_rerun_after_clips_removed_and_added_equals_clean_run(demo, tmp_pa
     clean = tmp_path / 'clean'
     assert train(root, clean) == 0
     assert tree(out) == tree(clean)
+
+
+def test_fewer_seeds_rerun_resumes_and_drops_stale_seed_files(demo, tmp_path):
+    """Findings: `--seeds 34` after a run with more seeds failed on every rerun ("the training of [...] is not finished");
+    going from three seeds to two left `matrices/seeds/36`."""
+    out = tmp_path / 'out'
+    assert train(demo, out, '--seeds', '34,35,36') == 0
+    assert (out / 'matrices' / 'seeds' / '36').is_dir()
+    assert train(demo, out, '--seeds', '34,35') == 0
+    assert not (out / 'matrices' / 'seeds' / '36').exists()
+    assert train(demo, out, '--seeds', '34') == 0
+    assert train(demo, out, '--seeds', '34') == 0                 # and again: the rerun is not stuck
+    clean = tmp_path / 'clean'
+    assert train(demo, clean, '--seeds', '34') == 0
+    assert tree(out) == tree(clean)
