@@ -103,3 +103,48 @@ def test_fewer_seeds_rerun_resumes_and_drops_stale_seed_files(demo, tmp_path):
     clean = tmp_path / 'clean'
     assert train(demo, clean, '--seeds', '34') == 0
     assert tree(out) == tree(clean)
+
+
+# ---------------------------------------------------------------- every option checked before any work or write
+
+def one_line(err: str, command: str) -> str:
+    lines = [l for l in err.splitlines() if l.strip() and not l.startswith(('usage:', ' '))]   # argparse's usage lines
+    assert len(lines) == 1 and lines[0].startswith(f'sereval {command}: error: ') and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize('argv, says', [
+    (['--seed', str(2**70)], 'seed'),                              # beyond 64 bits: torch's OverflowError before
+    (['--epochs', str(10**12)], 'epochs'),
+    (['--device', 'tpu'], '--device'),                             # accepted, then a RuntimeError after the scan before
+    (['--seeds=-5,3'], 'seeds'),                                   # accepted before, while --seed -1 was refused
+    (['--seeds', f'1,{2**64}'], 'seeds'),
+    (['--folder', 'emodb=/nonexistent-i22'], 'does not exist'),   # "is empty" before
+])
+def test_train_options_checked_before_any_write(demo, tmp_path, capsys, argv, says):
+    "Findings: --seed beyond 64 bits, --device other than cpu/cuda, negative --seeds were accepted (then a traceback or a wrong run)."
+    out = tmp_path / 'out'
+    assert main(['train', '--backbone', BACKBONE, '--data-root', str(demo), '--out', str(out), '--quiet', *argv]) == 2
+    assert says in one_line(capsys.readouterr().err, 'train')
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('argv, says', [
+    (['--mem', 'abc'], '--mem'), (['--time', '-5'], '--time'), (['--cpus', '0'], '--cpus'), (['--gpus', '-1'], '--gpus'),
+    (['--max-jobs', '0'], '--max-jobs'),                           # silently meant the default before
+])
+def test_slurm_options_checked_even_in_a_dry_run(tmp_path, capsys, argv, says):
+    "Finding: Slurm options (--mem abc, --time -5, --cpus 0, --gpus -1) unchecked, even in a dry run; --max-jobs 0 meant the default."
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--out', str(out), '--dry-run', '--quiet', *argv]) == 2
+    assert says in one_line(capsys.readouterr().err, 'reproduce')
+    assert not out.exists()
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    "Finding: `--dry-run` wrote the demo corpora, the manifests and the jobs folder."
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--out', str(out), '--dry-run', '--demo-size', '0.15']) == 0
+    assert 'extract/' in capsys.readouterr().out               # the plan is still printed
+    assert not out.exists()
+    assert not list(Path(os.environ.get('TMPDIR', '/tmp')).glob('sereval-dry-run-*'))
