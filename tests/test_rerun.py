@@ -148,3 +148,88 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert 'extract/' in capsys.readouterr().out               # the plan is still printed
     assert not out.exists()
     assert not list(Path(os.environ.get('TMPDIR', '/tmp')).glob('sereval-dry-run-*'))
+
+
+# ---------------------------------------------------------------- signals
+
+@pytest.mark.slow
+def test_sigterm_stops_reproduce_like_ctrl_c(tmp_path):
+    """Finding: SIGTERM to `sereval reproduce` (two jobs) exited 143 with no message and left two pool workers and the
+    resource tracker alive. Now: one line, exit 143, every child process gone, and the rerun continues."""
+    import signal, subprocess, sys, time
+    psutil = pytest.importorskip('psutil')
+    top = Path(__file__).resolve().parent.parent
+    env = {**os.environ, 'PYTHONPATH': str(top), 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())', 'reproduce', '--out',
+           str(tmp_path / 'out'), '--demo-size', '0.15', '--epochs', '2', '--seeds', '34', '--no-paper', '--quiet']
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    kids = []
+    while time.time() < deadline and p.poll() is None:     # wait until the pool's workers run
+        kids = psutil.Process(p.pid).children(recursive=True)
+        if len(kids) >= 3: break
+        time.sleep(0.5)
+    assert p.poll() is None and len(kids) >= 3, 'the run ended before its workers started'
+    time.sleep(3)
+    kids = psutil.Process(p.pid).children(recursive=True)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines and 'terminated' in lines[-1] and 'Traceback' not in err, err
+    time.sleep(1)
+    assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE], 'child processes left behind'
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)   # the rerun continues
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- audio checked, not trusted
+
+def _wav(path: Path, rate=16000, bits=16, n=16000, declared=None, fmt=1) -> Path:
+    "A hand-made WAV: a header of our choosing over `n` samples of noise."
+    import struct
+    x = (np.random.default_rng(0).standard_normal(n) * 0.1 * (2 ** (bits - 1) - 1 if fmt == 1 else 1))
+    data = x.astype('<i2' if fmt == 1 else '<f4').tobytes()
+    align = bits // 8 if bits % 8 == 0 else 1
+    hdr = struct.pack('<4sI4s4sIHHIIHH4sI', b'RIFF', 36 + len(data), b'WAVE', b'fmt ', 16, fmt, 1, rate, rate * align, align,
+                      bits, b'data', len(data) if declared is None else declared)
+    path.write_bytes(hdr + data); return path
+
+
+@pytest.mark.parametrize('make, says', [
+    (lambda p: _wav(p, declared=100), 'no chunk'),                  # a 3 ms clip before
+    (lambda p: _wav(p, rate=1, n=31), 'sample rate 1 Hz'),         # 31 samples read as 30 s before
+    (lambda p: _wav(p, bits=7), '7-bit PCM'),                      # read as 8-bit noise before
+])
+def test_headers_that_contradict_the_file_are_refused(tmp_path, make, says):
+    "Findings: a data chunk declaring 100 bytes in a 32 kB file, a 1 Hz header, a 7-bit PCM header were all read as audio."
+    from sereval.audio import InvalidHeaderError, load_audio
+    with pytest.raises(InvalidHeaderError, match=says): load_audio(make(tmp_path / 'x.wav'))
+
+
+def test_a_well_formed_wav_with_trailing_chunks_still_loads(tmp_path):
+    import soundfile as sf
+    p = tmp_path / 'ok.wav'
+    sf.write(p, np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1, 16000)
+    p.write_bytes(p.read_bytes() + b'LIST' + (4).to_bytes(4, 'little') + b'INFO')   # a trailing chunk, as many tools add
+    from sereval.audio import load_audio
+    assert len(load_audio(p)) == 8000
+
+
+@pytest.mark.parametrize('peak', [1.8, 1e30])
+def test_float_audio_beyond_full_scale_is_skipped_with_a_reason(tmp_path, peak):
+    "Finding: a float WAV peaking at 1.8 wrapped in eGeMAPS's int16; samples of 1e30 passed with a NumPy warning."
+    import soundfile as sf
+    from sereval.audio import FloatRangeError, load_audio
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32); x[100] = peak
+    sf.write(tmp_path / 'f.wav', x, 16000, subtype='FLOAT')
+    with pytest.raises(FloatRangeError, match='beyond full scale'): load_audio(tmp_path / 'f.wav')
+
+
+def test_egemaps_does_not_wrap_past_full_scale():
+    "Finding: eGeMAPS scales by 32768 into int16, so a sample past full scale wrapped to the other sign."
+    from sereval.backbones import get_backbone
+    enc = get_backbone('egemaps')
+    x = np.sin(np.linspace(0, 400 * np.pi, 16000)).astype(np.float32) * 1.3
+    a, b = enc.encode([x])[0], enc.encode([np.clip(x, -1, 32767 / 32768)])[0]
+    np.testing.assert_array_equal(a, b)
