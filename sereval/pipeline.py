@@ -18,7 +18,7 @@ if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['DEMO', 'DemoConfig', 'default_config', 'demo_root', 'check_choices', 'scan_step', 'read_manifests', 'extract_step',
-           'usable_stores', 'train_step', 'train_finished', 'finish_step', 'BackboneRun', 'run_backbone']
+           'usable_stores', 'one_class', 'train_step', 'train_finished', 'finish_step', 'BackboneRun', 'run_backbone']
 
 # %% ../nbs/11a_pipeline.ipynb #1bfebe1c
 @dataclass(frozen=True)
@@ -90,8 +90,16 @@ def usable_stores(backbone: str, out, corpora: Sequence[str]) -> tuple[dict, dic
         s = open_store(L.embeddings, backbone, c)
         if not s.complete: skipped[c] = 'extraction not complete'
         elif len(s.index) < 2: skipped[c] = f'{len(s.index)} clip(s)'
+        elif (why := one_class(s.index)): skipped[c] = why
         else: stores[c] = s
     return stores, skipped
+
+def one_class(index) -> str:
+    "Why a corpus of these clips (a `label` column) cannot be trained on: fewer than two emotion classes ('' when it can)."
+    labels = sorted(set(index['label'].astype(str)) - {''})
+    if len(labels) >= 2: return ''
+    return (f"{len(labels)} emotion class{'' if len(labels) == 1 else 'es'}" + (f' ({labels[0]})' if labels else '')
+            + ': a head would score perfectly without learning anything')
 
 def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                config: TrainConfig, protocol: str = PROTOCOLS[0], device=None, retrain: bool = False,
@@ -100,6 +108,10 @@ def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters:
     from sereval.benchmark import corpus_priors, run_corpus
     partners = {t for a, t in ood_pairs(clusters, corpora) if a == train}
     stores, skipped = usable_stores(backbone, out, [c for c in corpora if c == train or c in partners])
+    if train in skipped and 'emotion class' in skipped[train]:     # flagged, not trained: the run record lists why
+        if progress: print(f'{train}: not trained: {skipped[train]}')
+        import pandas as pd
+        return pd.DataFrame()
     if train in skipped:
         raise SerevalError(f'store {Layout(out).store(backbone_slug(backbone), train)} cannot be used: {skipped[train]}')
     tests = [t for a, t in ood_pairs(clusters, list(stores)) if a == train]

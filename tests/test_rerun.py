@@ -233,3 +233,18 @@ def test_egemaps_does_not_wrap_past_full_scale():
     x = np.sin(np.linspace(0, 400 * np.pi, 16000)).astype(np.float32) * 1.3
     a, b = enc.encode([x])[0], enc.encode([np.clip(x, -1, 32767 / 32768)])[0]
     np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- meaningless results flagged
+
+def test_one_emotion_corpus_is_flagged_not_trained(demo, tmp_path, capsys):
+    "Finding: a corpus with one emotion reported in-domain macro F1 1.000."
+    import json
+    root = copy_root(demo, tmp_path / 'data')
+    for p in (root / 'demo-emodb').rglob('*.wav'):
+        if p.name[5] != 'W': p.unlink()                       # only anger left
+    assert train(root, tmp_path / 'out') == 0
+    rec = json.loads((tmp_path / 'out' / 'runs' / 'whisperlogmel' / 'record.json').read_text())
+    assert 'emotion class' in rec['extra']['stores_skipped']['demo-emodb']
+    res = pd.read_csv(tmp_path / 'out' / 'results' / 'whisperlogmel.csv')
+    assert 'demo-emodb' not in set(res['train']) and 'demo-emovo' in set(res['train'])
