@@ -14,7 +14,7 @@ from .errors import SerevalError
 
 # %% auto #0
 __all__ = ['RUN_RECORD', 'REPRODUCE_RECORD', 'MATRIX_INDEX', 'slug', 'fsync_dir', 'naming_file', 'atomic_write', 'write_text',
-           'write_json', 'write_frame', 'read_json', 'Layout', 'RunRecord', 'write_record', 'read_record',
+           'write_json', 'write_frame', 'read_frame', 'read_json', 'Layout', 'RunRecord', 'write_record', 'read_record',
            'read_records']
 
 # %% ../nbs/01a_layout.ipynb #e6b8197e
@@ -82,6 +82,15 @@ def write_frame(path, df, index: bool = False) -> Path:
     if path.suffix == '.parquet': return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=index))
     if path.suffix == '.csv': return atomic_write(path, lambda tmp: df.to_csv(tmp, index=index))
     raise SerevalError(f"{path}: sereval writes tables as .parquet or .csv")
+
+def read_frame(path, what: str = 'table'):
+    "Read a Parquet (or CSV) table that sereval wrote; a missing or damaged one (a truncated file) is a `SerevalError` naming it."
+    import pandas as pd
+    path = Path(path)
+    if not path.exists(): raise SerevalError(f"{what} {path} is missing")
+    try: return pd.read_parquet(path) if path.suffix == '.parquet' else pd.read_csv(path)
+    except Exception as e:
+        raise SerevalError(f"{what} {path} is damaged ({type(e).__name__}); delete it and rerun the command that wrote it") from None
 
 def read_json(path, what: str = 'file') -> dict:
     "Read a JSON file that sereval wrote; a missing or damaged one is a `SerevalError` naming it."
@@ -227,6 +236,12 @@ class RunRecord:
         names = {f.name for f in fields(cls)}
         missing = [n for n in ('backbone', 'slug', 'corpora', 'clusters', 'rule', 'protocol', 'train', 'seeds') if n not in d]
         if missing: raise SerevalError(f"{where} lacks {', '.join(missing)}: it was written by another version; rerun the backbone")
+        shapes = dict(backbone=str, slug=str, corpora=list, clusters=dict, rule=str, protocol=str, train=dict, seeds=list,
+                      extra=dict)
+        bad = [n for n, t in shapes.items() if n in d and not isinstance(d[n], t)]
+        bad += [n for n in ('corpora', 'seeds') if n in d and isinstance(d[n], list) and n not in bad
+                and not all(isinstance(v, str if n == 'corpora' else int) and not isinstance(v, bool) for v in d[n])]
+        if bad: raise SerevalError(f"{where} is damaged ({', '.join(bad)} of the wrong kind); delete it and rerun the backbone")
         return cls(**{k: v for k, v in d.items() if k in names})
 
 def write_record(out, record: RunRecord) -> Path:

@@ -248,3 +248,41 @@ def test_one_emotion_corpus_is_flagged_not_trained(demo, tmp_path, capsys):
     assert 'emotion class' in rec['extra']['stores_skipped']['demo-emodb']
     res = pd.read_csv(tmp_path / 'out' / 'results' / 'whisperlogmel.csv')
     assert 'demo-emodb' not in set(res['train']) and 'demo-emovo' in set(res['train'])
+
+
+# ---------------------------------------------------------------- damaged files in <out>
+
+def test_damaged_head_and_logits_are_redone(demo, tmp_path, capsys):
+    """Findings: a damaged `model.pt` raised an UnpicklingError suggesting weights_only=False; a truncated logits file
+    raised ArrowInvalid. Now the rerun trains or predicts them again and ends where a clean run does."""
+    out = tmp_path / 'out'
+    assert train(demo, out) == 0
+    run = out / 'runs' / 'whisperlogmel' / 'demo-emodb'
+    (run / 'model.pt').write_bytes((run / 'model.pt').read_bytes()[:50])
+    lg = out / 'runs' / 'whisperlogmel' / 'demo-emovo' / 'logits' / 'demo-emovo.parquet'
+    lg.write_bytes(lg.read_bytes()[:100])
+    capsys.readouterr()
+    assert train(demo, out) == 0
+    assert 'damaged' in capsys.readouterr().out
+    clean = tmp_path / 'clean'
+    assert train(demo, clean) == 0
+    assert tree(out) == tree(clean)
+
+
+def test_run_record_of_the_wrong_shape_is_named(tmp_path):
+    "Finding: a run record of the wrong shape gave a TypeError after Table 1 was rewritten."
+    import json
+    from sereval.errors import SerevalError
+    from sereval.layout import read_record
+    p = Layout(tmp_path).record('x'); p.parent.mkdir(parents=True)
+    p.write_text(json.dumps(dict(backbone='x', slug='x', corpora='demo-emodb', clusters={}, rule='paper', protocol='random',
+                                 train={}, seeds=[34])))
+    with pytest.raises(SerevalError, match='damaged.*corpora'): read_record(tmp_path, 'x')
+
+
+def test_truncated_logits_named_in_one_line(tmp_path):
+    from sereval.errors import SerevalError
+    from sereval.layout import read_frame
+    p = tmp_path / 'a.parquet'
+    pd.DataFrame({'a': range(100)}).to_parquet(p); p.write_bytes(p.read_bytes()[:60])
+    with pytest.raises(SerevalError, match='damaged.*delete it and rerun'): read_frame(p, 'logits file')
