@@ -174,7 +174,8 @@ def _scan(a):
     from sereval.recipes import scan_root
     from sereval.corpora import scan_summary, write_manifest, write_manifests
     out = Path(a.out) if a.out else None
-    if out is not None and out.suffix.lower() not in ('', '.csv', '.parquet') and not out.is_dir():
+    folder = out is not None and (str(a.out).endswith(('/', '\\')) or out.is_dir())   # `--out x.csv/` names a folder
+    if out is not None and out.suffix.lower() not in ('', '.csv', '.parquet') and not folder:
         raise SerevalError(f"--out {out}: a manifest file must end in .csv or .parquet (or give a folder)")
     from sereval.protocol import fingerprint_text
     manifest, skipped = scan_root(a.root, corpora=a.corpora, folders=dict(a.folder))
@@ -183,7 +184,7 @@ def _scan(a):
     if manifest.attrs.get('missing'): print(f"not found under {a.root}: {' '.join(manifest.attrs['missing'])}")
     if not len(manifest): raise SerevalError(f"no clip could be parsed under {a.root}; see the skipped files above")
     if out is None: return
-    if out.suffix.lower() in ('.csv', '.parquet'): print(f"wrote {write_manifest(manifest, out)}")
+    if out.suffix.lower() in ('.csv', '.parquet') and not folder: print(f"wrote {write_manifest(manifest, out)}")
     else:
         for p in write_manifests(manifest, out): print(f"wrote {p}")
 
@@ -264,6 +265,10 @@ def _train(a):
     run = run_backbone(a.backbone, a.data_root, a.out, corpora=a.corpora, config=_config(a), protocol=a.protocol,
                        rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress,
                        seeds=a.seeds)
+    if len(run.skipped):
+        print(f"scan: {len(run.skipped)} file(s) skipped while scanning:")
+        for r in run.skipped.head(20).itertuples(): print(f"  {r.path}: {r.reason}")
+        if len(run.skipped) > 20: print(f"  ... and {len(run.skipped) - 20} more (`sereval scan` lists them all)")
     summary = summarize(run.results)
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
@@ -283,6 +288,9 @@ def _report(a):
     if not Path(a.out).is_dir():
         raise SerevalError(f"output folder {a.out} {'is a file' if Path(a.out).exists() else 'does not exist'} "
                            "(run 'sereval train' or 'sereval reproduce' first)")
+    if not lay.backbones():                     # an empty or foreign folder: nothing of a run to report on
+        raise SerevalError(f"{a.out} holds no run record (runs/<backbone>/record.json): nothing to report; "
+                           "give the --out of a 'sereval train' or 'sereval reproduce' run")
     render_report(a.out, metric=a.metric, paper=a.paper)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 

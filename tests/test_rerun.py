@@ -286,3 +286,29 @@ def test_truncated_logits_named_in_one_line(tmp_path):
     p = tmp_path / 'a.parquet'
     pd.DataFrame({'a': range(100)}).to_parquet(p); p.write_bytes(p.read_bytes()[:60])
     with pytest.raises(SerevalError, match='damaged.*delete it and rerun'): read_frame(p, 'logits file')
+
+
+# ---------------------------------------------------------------- smaller points
+
+def test_report_refuses_an_empty_or_foreign_folder(tmp_path, capsys):
+    "Finding: `sereval report` on an empty or foreign folder exited 0 and wrote 41 files."
+    (tmp_path / 'foreign').mkdir(); (tmp_path / 'foreign' / 'notes.txt').write_text('mine')
+    for d in ('foreign',):
+        assert main(['report', '--out', str(tmp_path / d), '--no-paper']) == 2
+        assert 'no run record' in one_line(capsys.readouterr().err, 'report')
+    assert sorted(p.name for p in (tmp_path / 'foreign').iterdir()) == ['notes.txt']
+
+
+def test_scan_out_with_a_trailing_slash_is_a_folder(demo, tmp_path, capsys):
+    "Finding: `scan --out mydir.csv/` wrote a file named mydir.csv."
+    out = tmp_path / 'mydir.csv'
+    assert main(['scan', str(demo), '--corpora', 'demo-emodb', '--out', str(out) + '/']) == 0
+    assert out.is_dir() and (out / 'manifests' / 'demo-emodb.parquet').exists()
+
+
+def test_train_prints_its_scan_skips(demo, tmp_path, capsys):
+    "Finding: `sereval train` never printed the files its scan skipped."
+    root = copy_root(demo, tmp_path / 'data')
+    (root / 'demo-emodb' / 'wav' / 'notaclip.wav').write_bytes(b'junk')
+    assert train(root, tmp_path / 'out') == 0
+    assert 'notaclip.wav' in capsys.readouterr().out
