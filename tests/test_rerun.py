@@ -312,3 +312,45 @@ def test_train_prints_its_scan_skips(demo, tmp_path, capsys):
     (root / 'demo-emodb' / 'wav' / 'notaclip.wav').write_bytes(b'junk')
     assert train(root, tmp_path / 'out') == 0
     assert 'notaclip.wav' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the property: a rerun equals a clean run
+
+def _random_history(demo, tmp_path, seed: int, steps: int):
+    """Run `steps` random `sereval train` commands into one folder, changing between them the corpora, the clips (removed,
+    restored, rewritten), the seeds and the epochs; then the last command into an empty folder: both must hold the same bytes."""
+    import soundfile as sf
+    rng = np.random.default_rng(seed)
+    root = copy_root(demo, tmp_path / 'data')
+    hidden = tmp_path / 'hidden'; hidden.mkdir()
+    out = tmp_path / 'out'
+    corpora = ['demo-emodb', 'demo-emovo']
+    for step in range(steps):
+        for _ in range(int(rng.integers(0, 3))):                     # change some clips
+            c = corpora[int(rng.integers(len(corpora)))]
+            wavs = _clips(root, c)
+            op = rng.choice(['remove', 'restore', 'rewrite'])
+            if op == 'remove' and len(wavs) > 8:
+                w = wavs[int(rng.integers(len(wavs)))]; (hidden / c).mkdir(exist_ok=True); shutil.move(str(w), hidden / c / w.name)
+            elif op == 'restore' and (hidden / c).is_dir() and any((hidden / c).iterdir()):
+                w = sorted((hidden / c).iterdir())[0]; shutil.move(str(w), next((root / c).rglob('*.wav')).parent / w.name)
+            elif op == 'rewrite':
+                w = wavs[int(rng.integers(len(wavs)))]; x, sr = sf.read(w); sf.write(w, x * 0.5, sr)
+        pick = [c for c in corpora if rng.random() < 0.7] or corpora[:1]
+        seeds = ','.join(map(str, sorted(rng.choice([34, 35, 36], size=int(rng.integers(1, 3)), replace=False))))
+        cmd = ['--corpora', ','.join(pick), '--seeds', seeds, '--epochs', str(int(rng.integers(1, 3)))]
+        assert train(root, out, *cmd) == 0, (step, cmd)
+    clean = tmp_path / 'clean'
+    assert train(root, clean, *cmd) == 0
+    assert tree(out) == tree(clean), cmd
+
+
+def test_rerun_history_equals_clean_run(demo, tmp_path):
+    "The property, one short random history (the slow test below runs longer ones)."
+    _random_history(demo, tmp_path, seed=1, steps=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('seed', [2, 3, 4])
+def test_rerun_histories_equal_clean_runs(demo, tmp_path, seed):
+    _random_history(demo, tmp_path, seed=seed, steps=4)
