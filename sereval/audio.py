@@ -14,10 +14,10 @@ import soxr
 from .errors import SerevalError
 
 # %% auto #0
-__all__ = ['SAMPLE_RATE', 'MAX_SECONDS', 'SILENCE_PEAK', 'FFMPEG_SUFFIXES', 'AudioError', 'EmptyAudioError',
-           'UnreadableAudioError', 'TruncatedAudioError', 'SilentAudioError', 'NonFiniteAudioError',
-           'SegmentOutOfRangeError', 'DecoderMissingError', 'ffmpeg_path', 'load_audio', 'try_load_audio',
-           'audio_checksum']
+__all__ = ['SAMPLE_RATE', 'MAX_SECONDS', 'SILENCE_PEAK', 'FFMPEG_SUFFIXES', 'MIN_RATE', 'MAX_RATE', 'AudioError',
+           'EmptyAudioError', 'UnreadableAudioError', 'TruncatedAudioError', 'SilentAudioError', 'NonFiniteAudioError',
+           'SegmentOutOfRangeError', 'InvalidHeaderError', 'FloatRangeError', 'DecoderMissingError', 'ffmpeg_path',
+           'load_audio', 'try_load_audio', 'audio_checksum']
 
 # %% ../nbs/03_audio.ipynb #38520dac
 SAMPLE_RATE: int = 16000
@@ -62,6 +62,14 @@ class NonFiniteAudioError(AudioError):
 class SegmentOutOfRangeError(AudioError):
     "A segment (start/end seconds of a manifest row) that ends after the file does."
     reason = "segment past the file's end"
+class InvalidHeaderError(UnreadableAudioError):
+    "The file's header contradicts the file (a data chunk shorter than the audio after it) or names a format the decoder does not support (a rate or a bit depth)."
+    reason = 'invalid header'
+
+class FloatRangeError(AudioError):
+    """Float samples beyond ±1 (full scale). Such clips are skipped, for every backbone alike: clipping would distort them
+    and scaling would change their loudness relative to the rest of the corpus; normalise the files to use them."""
+    reason = 'float samples beyond full scale (±1)'
 
 class DecoderMissingError(AudioError):
     "The file needs ffmpeg, which is not installed."
@@ -82,6 +90,31 @@ def _wav_truncation(info) -> str | None:
     if declared - actual < max(block, 2): return None   # a missing pad byte, not missing audio
     return f"header declares {declared} bytes of audio data, the file holds {actual}"
 
+MIN_RATE, MAX_RATE = 1000, 384000
+"Sample rates (Hz) sereval accepts: a header outside them is taken as damaged, not as audio."
+_PCM_BITS, _FLOAT_BITS = (8, 16, 24, 32), (32, 64)
+
+def _riff_check(path: Path) -> str | None:
+    """For a RIFF/WAVE file: a detail string when its header contradicts the file (a bit depth libsndfile would misread,
+    or a data chunk followed by bytes that are no chunk: audio its header does not count), else None."""
+    import struct
+    with open(path, 'rb') as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'WAVE': return None
+        size, pos = path.stat().st_size, 12
+        while pos + 8 <= size:
+            f.seek(pos); cid, n = struct.unpack('<4sI', f.read(8))
+            if not all(32 <= b < 127 for b in cid):
+                return f'{size - pos} bytes after the last chunk are no chunk: the header declares less audio than the file holds'
+            if cid == b'fmt ' and n >= 16:
+                fmt, ch, rate, _, align, bits = struct.unpack('<HHIIHH', f.read(16))
+                if fmt == 0xFFFE and n >= 26: f.read(8); fmt = struct.unpack('<H', f.read(2))[0]   # WAVE_FORMAT_EXTENSIBLE
+                if fmt == 1 and bits not in _PCM_BITS: return f'{bits}-bit PCM is not a bit depth the decoder supports'
+                if fmt == 3 and bits not in _FLOAT_BITS: return f'{bits}-bit float is not a bit depth the decoder supports'
+            if cid == b'data' and n in _STREAMING_SIZES: return None     # a stream's header: the data runs to the end
+            pos += 8 + n + (n & 1)
+    return None
+
 def _read_soundfile(path: Path, max_seconds: float | None, start: float | None = None,
                     end: float | None = None) -> tuple[np.ndarray, int]:
     "Decode with libsndfile -> ([frames, channels] float32, rate); a segment `start`-`end` (seconds) reads only its frames."
@@ -92,6 +125,8 @@ def _read_soundfile(path: Path, max_seconds: float | None, start: float | None =
     if (detail := _wav_truncation(info)) is not None: raise TruncatedAudioError(path, detail)
     sr = int(info.samplerate)
     if sr <= 0: raise UnreadableAudioError(path, f'invalid sample rate {sr}')
+    if not MIN_RATE <= sr <= MAX_RATE: raise InvalidHeaderError(path, f'sample rate {sr} Hz is outside {MIN_RATE}-{MAX_RATE} Hz')
+    if (detail := _riff_check(path)) is not None: raise InvalidHeaderError(path, detail)
     first = 0
     want = info.frames
     if start is not None:
@@ -172,6 +207,8 @@ def load_audio(path, sr: int = SAMPLE_RATE, max_seconds: float | None = MAX_SECO
     if x.size == 0: raise EmptyAudioError(path, 'the file holds no audio samples')
     if not np.isfinite(x).all():
         raise NonFiniteAudioError(path, f'{int((~np.isfinite(x)).sum())} NaN or infinite sample values')
+    if (peak := float(np.abs(x).max())) > 1.0:   # only float files can hold these (integer PCM decodes within ±1)
+        raise FloatRangeError(path, f'peak {peak:.3g}; skipped for every backbone: normalise the file to use it')
     y = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
     if sr_in != sr: y = soxr.resample(y, sr_in, int(sr), quality='HQ')
     if max_seconds is not None: y = y[:int(round(max_seconds * sr))]

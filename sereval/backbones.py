@@ -398,6 +398,7 @@ class EgemapsEncoder(Encoder):
         out = []
         for w in waves:
             pad = self.sample_rate // 10 - len(w)     # at least 100 ms: more than openSMILE's longest window
+            w = np.clip(w, -1.0, 32767 / 32768)      # openSMILE scales by 32768 into int16, which would wrap past full scale
             if pad > 0: w = np.concatenate([w, np.zeros(pad, np.float32)])
             with deferred_interrupt():   # openSMILE's Python callback would swallow a Ctrl-C and drop a frame
                 f = self.smile.process_signal(w, self.sample_rate).to_numpy(np.float32)

@@ -17,7 +17,7 @@ from .backbones import backbone_slug
 from .corpora import read_manifest
 from .errors import SerevalError
 from .head import FrameMLP
-from .layout import MATRIX_INDEX, Layout, atomic_write, read_json, write_frame, write_json
+from .layout import MATRIX_INDEX, Layout, atomic_write, read_frame, read_json, write_frame, write_json
 from .metrics import METRICS, compute_metrics, evaluate, ood_predictions
 from .protocol import CLUSTERS, PROTOCOLS, RULES, TrainConfig, class_priors, fit_temperature, make_split, ood_pairs
 from .store import list_corpora, open_store, EmbeddingStore
@@ -72,7 +72,7 @@ def load_logits(out, backbone: str, train: str, test: str) -> pd.DataFrame:
     "Saved per-clip logits of the head trained on `train`, on the clips of `test`."
     p = Layout(out).logits(backbone_slug(backbone), train, test)
     if not p.exists(): raise SerevalError(f'no saved logits {p}; train that backbone first')
-    return pd.read_parquet(p)
+    return read_frame(p, 'logits file')
 
 def pair_metrics(df: pd.DataFrame, domain: str, train_prior=None, test_prior=None, rule: str = 'none',
                  temperature: float = 1.0) -> dict[str, float]:
@@ -116,7 +116,7 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
     want = {'backbone': backbone, 'train': train, 'config': config.to_dict(), 'protocol_requested': protocol,
             'protocol': applied, 'store': store_fingerprint(store), 'dim': store.dim}
     if split is not None: want['split_sha1'] = hashlib.sha1(np.packbits(np.stack([used, held_out])).tobytes()).hexdigest()
-    if seeds != [config.seed]: want['seeds'] = seeds
+    want['seeds'] = seeds        # always: heads of other seeds (a rerun with fewer or more) are not this run's
     run_json = L.run_state(slug, train)
     done = read_json(run_json, 'run state') if run_json.exists() and not retrain else {}
     reuse = (bool(done) and {k: done.get(k) for k in want} == json.loads(json.dumps(want))
@@ -126,10 +126,13 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         models = []
         for s in seeds:
             model = FrameMLP(store.dim, config.hidden, NUM_CLASSES, config.dropout)
-            model.load_state_dict(torch.load(L.model(slug, train, where(s)), map_location='cpu', weights_only=True))
+            try: model.load_state_dict(torch.load(L.model(slug, train, where(s)), map_location='cpu', weights_only=True))
+            except Exception as e:     # a damaged model.pt (a truncated copy): train again rather than fail
+                print(f'{L.model(slug, train, where(s))} is damaged ({type(e).__name__}): training {train} again')
+                reuse = False; break
             models.append(model.to(device).eval())
         logits_done = done.get('logits', {})
-    else:
+    if not reuse:
         if run_json.exists(): run_json.unlink()          # the old run no longer counts as done
         starts, lengths = _store_clips(store)
         keep = used & ~held_out
@@ -150,8 +153,9 @@ def run_corpus(backbone: str, train: str, tests: Sequence[str], stores: Mapping[
         s = stores[test]
         fp = store_fingerprint(s)
         paths = [L.logits(slug, train, test, where(seed)) for seed in seeds]
-        if logits_done.get(test) == fp and all(p.exists() for p in paths): dfs = [pd.read_parquet(p) for p in paths]
-        else:
+        try: dfs = [read_frame(p) for p in paths] if logits_done.get(test) == fp else None
+        except SerevalError: dfs = None                     # missing or damaged (a truncated file): computed again
+        if dfs is None:
             try: zs = predict_heads(models, s.frames, *_store_clips(s), device=device)
             except SerevalError as e: raise SerevalError(f'{s.folder}: {e}') from None
             split = np.where(held_out, 'test', np.where(used, 'train', 'unused')) if test == train else np.full(len(s.index), 'ood')

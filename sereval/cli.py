@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_cli.ipynb #95d0a66c
 from __future__ import annotations
-import argparse, difflib, inspect, sys
+import argparse, difflib, inspect, re, sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -13,9 +13,9 @@ from . import __version__
 from .errors import SerevalError
 
 # %% auto #0
-__all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'EMOBOX', 'THREADS',
+__all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'EMOBOX', 'THREADS', 'SEED_MAX',
            'CLUSTERS_OPTION', 'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg',
-           'OneOf', 'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'main']
+           'OneOf', 'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'validate', 'main']
 
 # %% ../nbs/99_cli.ipynb #2e0de4c8
 def comma_list(text: str) -> list[str]:
@@ -150,10 +150,15 @@ def _config(a: argparse.Namespace, base=None):
     given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
     return replace(base if base is not None else TrainConfig(), **given)
 
+SEED_MAX = 2**64 - 1
+"Largest seed: torch's generators hold 64 bits."
+
 def seed_list(text: str) -> list[int]:
     "`'34,35,36'` → `[34, 35, 36]`: distinct whole numbers."
     try: seeds = [int(x) for x in comma_list(text)]
     except ValueError: raise argparse.ArgumentTypeError(f'expected comma-separated whole numbers, got {text!r}') from None
+    bad = [s for s in seeds if not 0 <= s <= SEED_MAX]
+    if bad: raise argparse.ArgumentTypeError(f'seeds must be whole numbers from 0 to {SEED_MAX} (2**64 - 1), got {bad[0]}')
     if len(set(seeds)) != len(seeds): raise argparse.ArgumentTypeError(f'seeds repeat: {text!r}')
     return seeds
 
@@ -171,7 +176,8 @@ def _scan(a):
     from sereval.recipes import scan_root
     from sereval.corpora import scan_summary, write_manifest, write_manifests
     out = Path(a.out) if a.out else None
-    if out is not None and out.suffix.lower() not in ('', '.csv', '.parquet') and not out.is_dir():
+    folder = out is not None and (str(a.out).endswith(('/', '\\')) or out.is_dir())   # `--out x.csv/` names a folder
+    if out is not None and out.suffix.lower() not in ('', '.csv', '.parquet') and not folder:
         raise SerevalError(f"--out {out}: a manifest file must end in .csv or .parquet (or give a folder)")
     from sereval.protocol import fingerprint_text
     if a.emobox:
@@ -185,7 +191,7 @@ def _scan(a):
     if manifest.attrs.get('missing'): print(f"not found under {a.root}: {' '.join(manifest.attrs['missing'])}")
     if not len(manifest): raise SerevalError(f"no clip could be parsed under {a.root}; see the skipped files above")
     if out is None: return
-    if out.suffix.lower() in ('.csv', '.parquet'): print(f"wrote {write_manifest(manifest, out)}")
+    if out.suffix.lower() in ('.csv', '.parquet') and not folder: print(f"wrote {write_manifest(manifest, out)}")
     else:
         for p in write_manifests(manifest, out): print(f"wrote {p}")
 
@@ -270,6 +276,10 @@ def _train(a):
     run = run_backbone(a.backbone, a.data_root, a.out, corpora=a.corpora, config=_config(a), protocol=a.protocol,
                        rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress,
                        seeds=a.seeds, clusters=a.clusters, emobox=a.emobox)
+    if len(run.skipped):
+        print(f"scan: {len(run.skipped)} file(s) skipped while scanning:")
+        for r in run.skipped.head(20).itertuples(): print(f"  {r.path}: {r.reason}")
+        if len(run.skipped) > 20: print(f"  ... and {len(run.skipped) - 20} more (`sereval scan` lists them all)")
     summary = summarize(run.results)
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
@@ -299,6 +309,10 @@ def _report(a):
     if not Path(a.out).is_dir():
         raise SerevalError(f"output folder {a.out} {'is a file' if Path(a.out).exists() else 'does not exist'} "
                            "(run 'sereval train' or 'sereval reproduce' first)")
+    if not lay.backbones():                     # an empty or foreign folder: nothing of a run to report on
+        raise SerevalError(f"{a.out} holds no run record (runs/<backbone>/record.json): nothing to report; "
+                           "give the --out of a 'sereval train' or 'sereval reproduce' run")
+    render_report(a.out, metric=a.metric, paper=a.paper)
     render_report(a.out, metric=a.metric, paper=a.paper, blocks=a.blocks, posthoc=a.posthoc, headline_rule=a.headline_rule)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 
@@ -495,6 +509,60 @@ def _command_name(argv: list[str]) -> tuple[str | None, list[str], str]:
         return None, argv[1:2], _usage('bench ')
     return (argv[0], argv[1:], '') if argv[0] in COMMANDS else (None, argv[:1], _usage())
 
+_DEVICE = re.compile(r'(cpu|mps|cuda(:\d+)?|auto)')
+_MEM = re.compile(r'\d+[KMGT]?', re.I)
+
+def validate(a: argparse.Namespace) -> None:
+    """Check the options that argparse's types cannot before any work or write starts (a `SerevalError` naming the first
+    bad one): a device torch can name, Slurm's memory, time, CPUs, GPUs and jobs, a training setup in range."""
+    d = getattr(a, 'device', None)
+    if d is not None and not _DEVICE.fullmatch(str(d)):
+        raise SerevalError(f"--device {d!r}: expected cpu, cuda, cuda:N or mps")
+    mem = getattr(a, 'mem', None)
+    if mem is not None and not _MEM.fullmatch(str(mem).strip()):
+        raise SerevalError(f"--mem {mem!r}: expected a whole amount with an optional unit K, M, G or T (e.g. 32G)")
+    for name, low in (('time', 1), ('cpus', 1), ('gpus', 0), ('max_jobs', 1)):
+        v = getattr(a, name, None)
+        if v is not None and v < low:
+            raise SerevalError(f"--{name.replace('_', '-')} {v}: must be a whole number >= {low}")
+    from sereval.protocol import TrainConfig
+    if any(getattr(a, f.name, None) is not None for f in fields(TrainConfig)):
+        _config(a)                                   # TrainConfig checks every setting's range
+    for k, folder in getattr(a, 'folder', None) or []:
+        root = getattr(a, 'data_root', None) or getattr(a, 'root', None)
+        p = Path(folder) if Path(folder).is_absolute() or root is None else Path(root) / folder
+        if not p.is_dir(): raise SerevalError(f"--folder {k}={folder}: {p} {'is not a folder' if p.exists() else 'does not exist'}")
+
+class _Terminated(KeyboardInterrupt):
+    "SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."
+
+def _stop_children(sig=None) -> None:
+    "Send `sig` (default SIGTERM) to every process this one started (pool workers, kernels, the resource tracker)."
+    import signal
+    try: import psutil
+    except ImportError: return
+    try: kids = psutil.Process().children(recursive=True)
+    except psutil.Error: return
+    for k in kids:
+        try: k.send_signal(sig or signal.SIGTERM)
+        except psutil.Error: pass
+    _, alive = psutil.wait_procs(kids, timeout=5)
+    for k in alive:
+        try: k.kill()
+        except psutil.Error: pass
+
+def _on_sigterm(signum, frame):
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)     # one SIGTERM is enough; a second one while stopping is ignored
+    _stop_children()
+    raise _Terminated()
+
+def _safe_streams() -> None:
+    "Printing never fails on a name the terminal's encoding lacks (a POSIX locale): such characters are escaped."
+    for s in (sys.stdout, sys.stderr):
+        try: s.reconfigure(errors='backslashreplace')
+        except (AttributeError, ValueError): pass
+
 def main(argv: Sequence[str] | None = None) -> int:
     "Entry point of the `sereval` console script; returns the exit status (2: bad usage or a `SerevalError`; 1: an OS error; 130: interrupted)."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -515,9 +583,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sereval: unknown {kind} {rest[0]!r}" + (f"; did you mean {close[0]!r}?" if close else '')
               + f" ('{listing}' lists them)", file=sys.stderr)
         return 2
+    import signal, threading
+    _safe_streams()
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)   # SIGTERM stops a run as Ctrl-C does
     try:
         try: a = command_parser(name).parse_args(rest)
         except SystemExit as e: return int(e.code or 0)   # --help (0) or a usage error, already printed (2)
+        validate(a)
         COMMANDS[name].run(a)
         return 0
     except SerevalError as e:
@@ -527,6 +601,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sereval.errors import os_error_message
         print(f"sereval {name}: error: {os_error_message(e)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"sereval {name}: interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        term = isinstance(e, _Terminated)
+        if not term: _stop_children(signal.SIGINT)
+        what = 'terminated (SIGTERM)' if term else 'interrupted'
+        print(f"sereval {name}: {what}; rerun the same command to continue where it stopped", file=sys.stderr)
+        return 143 if term else 130
+    finally:
+        if old_term is not None: signal.signal(signal.SIGTERM, old_term)

@@ -15,7 +15,7 @@ from . import paper as P
 from .backbones import backbone_slug
 from .benchmark import LOGIT_COLUMNS, corpus_priors, held_out_temperature, load_logits, run_corpus
 from .errors import SerevalError
-from .layout import Layout, read_json
+from .layout import Layout, read_frame, read_json, read_record
 from .metrics import HEADLINE, compute_metrics, ood_predictions
 from .protocol import PAPER_PRIORS, TrainConfig
 from .results import id_ood, ood_by_test, ood_by_train, read_matrices, run_records
@@ -286,8 +286,10 @@ def leakage_table(out, slugs: Sequence[str] | None = None, **kw) -> pd.DataFrame
     slugs = L.backbones() if slugs is None else [backbone_slug(s) for s in slugs]
     rows = []
     for s in slugs:
-        for c in sorted(p.parent.parent.name for p in L.runs(s).glob('*/logits/*.parquet') if p.stem == p.parent.parent.name):
-            rnd = pd.read_parquet(L.logits(s, c, c))
+        recorded = set(read_record(out, s).corpora) if L.record(s).exists() else set()   # only what the run record covers
+        for c in sorted(p.parent.parent.name for p in L.runs(s).glob('*/logits/*.parquet')
+                        if p.stem == p.parent.parent.name and p.stem in recorded):
+            rnd = read_frame(L.logits(s, c, c), 'logits file')
             y, p = _held_out(rnd)
             row = {'backbone': s, 'corpus': c, 'f1_random': compute_metrics(y, p)['macro_f1']}
             if not L.store(s, c).is_dir():
@@ -300,7 +302,7 @@ def leakage_table(out, slugs: Sequence[str] | None = None, **kw) -> pd.DataFrame
             sp_path = L.protocol(SPEAKER_PROTOCOL).logits(s, c, c)
             if not sp_path.exists():
                 rows.append({**row, 'status': 'no speaker-split head (train_speaker_heads)'}); continue
-            spd = pd.read_parquet(sp_path)
+            spd = read_frame(sp_path, 'logits file')
             ys, ps = _held_out(spd)
             ssp = spd['clip_id'].astype(str).map(dict(zip(idx['clip_id'].astype(str), _speaker_ids(idx))))
             row['f1_speaker'] = compute_metrics(ys, ps)['macro_f1']

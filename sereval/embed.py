@@ -130,7 +130,8 @@ def embed_corpus(manifest: pd.DataFrame, backbone, store_root, device=None, batc
             w.update_rows(m.assign(path=m['path'].astype(str), raw_label=m['raw_label'].astype(str)),
                           ('path', 'label', 'speaker', 'raw_label'))   # labels or paths may have changed since
             skipped_df = pd.DataFrame(skipped, columns=['path', 'reason'])
-            w.finish(complete=True, skipped=skipped_df.to_dict('records'), n_skipped=len(skipped_df),
+            w.finish(complete=True, order=list(m['clip_id']),       # the manifest's order, whatever the store's history
+                     skipped=skipped_df.to_dict('records'), n_skipped=len(skipped_df),
                      manifest_clips=int(len(m) + dup.sum()))
         except BaseException:
             try: w.commit()              # clips already encoded are valid: keep them (Ctrl-C, a failing model, ...)

@@ -277,6 +277,33 @@ def execute(grid: Grid, executor: str = 'inprocess', resources: Resources | None
     return t
 
 # %% ../nbs/14b_executors.ipynb #34e3e214
+def _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed, paper, kernel,
+             threads, quiet, seeds, leakage, rates):
+    """The plan table of `run_jobs(dry_run=True)`, made in a temporary folder: a dry run writes nothing under `out`
+    (the demo corpora already there are read, not rewritten)."""
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix='sereval-dry-run-'))
+    try:
+        from sereval.corpora import PENDING, ROOT_DESCRIPTION
+        have = Layout(out).demo_corpora
+        try: d = read_json(have/ROOT_DESCRIPTION, 'demo description') if (have/ROOT_DESCRIPTION).exists() else {}
+        except SerevalError: d = {}
+        same = d.get('seed') == demo_seed and float(d.get('size', -1)) == float(demo_size) and not d.get(PENDING)
+        if data_root is None and same:        # the same finished demo: read it (a different one is made in the temporary folder)
+            (tmp/'demo_corpora').symlink_to(have.resolve(), target_is_directory=True)
+        grid = prepare_grid(data_root, backbones, tmp, corpora, config, protocol, rule, device, demo_size, demo_seed,
+                            paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage)
+        table = estimate(plan(grid), grid, read_rates(rates))
+        if not quiet:
+            print(table.drop(columns=['kind']).to_string(index=False))
+            print(plan_summary(table))
+            if leakage_note(grid): print(leakage_note(grid))
+        return table
+    finally:
+        link = tmp/'demo_corpora'
+        if link.is_symlink(): link.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
+
 def run_jobs(data_root=None,                           # corpora root; None: the offline demo
              backbones: Sequence[str] | None = None,   # default: the demo's, or with a data root the paper's ten
              out='sereval_out',                        # output folder
@@ -296,13 +323,8 @@ def run_jobs(data_root=None,                           # corpora root; None: the
              leakage: bool = True):                    # also the leakage report's speaker-split heads (random protocol only)
     "Run the benchmark as jobs with `executor` (or only plan it): the status table, or the plan table of a dry run."
     if executor not in EXECUTORS: raise SerevalError(f'unknown executor {executor!r}; expected one of {EXECUTORS}')
+    if dry_run: return _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed,
+                                paper, kernel, threads, quiet, seeds, leakage, rates)
     grid = prepare_grid(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed,
                         paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage)
-    if dry_run:
-        table = estimate(plan(grid), grid, read_rates(rates))
-        if not quiet:
-            print(table.drop(columns=['kind']).to_string(index=False))
-            print(plan_summary(table))
-            if leakage_note(grid): print(leakage_note(grid))
-        return table
     return execute(grid, executor, resources, wait, poll, quiet)

@@ -14,7 +14,7 @@ from .errors import SerevalError
 
 # %% auto #0
 __all__ = ['RUN_RECORD', 'REPRODUCE_RECORD', 'MATRIX_INDEX', 'slug', 'fsync_dir', 'naming_file', 'atomic_write', 'write_text',
-           'write_json', 'write_frame', 'read_json', 'Layout', 'RunRecord', 'write_record', 'read_record',
+           'write_json', 'write_frame', 'read_frame', 'read_json', 'Layout', 'RunRecord', 'write_record', 'read_record',
            'read_records']
 
 # %% ../nbs/01a_layout.ipynb #e6b8197e
@@ -40,12 +40,23 @@ def naming_file(path):
         if e.filename is not None: raise
         raise OSError(e.errno, e.strerror or str(e), str(path)) from e
 
+def _umask() -> int:
+    "The process's umask (read from /proc where it can be, without changing it; else set and restored)."
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 def atomic_write(path, write: Callable[[str], Any]) -> Path:
     "Write `path` complete or not at all: `write(tmp)` fills a temporary sibling, which is fsynced and renamed over `path`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
+    try: os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 would outlive the rename: files follow the user's umask
+    finally: os.close(fd)
     try:
         with naming_file(path):
             write(tmp)
@@ -71,6 +82,15 @@ def write_frame(path, df, index: bool = False) -> Path:
     if path.suffix == '.parquet': return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=index))
     if path.suffix == '.csv': return atomic_write(path, lambda tmp: df.to_csv(tmp, index=index))
     raise SerevalError(f"{path}: sereval writes tables as .parquet or .csv")
+
+def read_frame(path, what: str = 'table'):
+    "Read a Parquet (or CSV) table that sereval wrote; a missing or damaged one (a truncated file) is a `SerevalError` naming it."
+    import pandas as pd
+    path = Path(path)
+    if not path.exists(): raise SerevalError(f"{what} {path} is missing")
+    try: return pd.read_parquet(path) if path.suffix == '.parquet' else pd.read_csv(path)
+    except Exception as e:
+        raise SerevalError(f"{what} {path} is damaged ({type(e).__name__}); delete it and rerun the command that wrote it") from None
 
 def read_json(path, what: str = 'file') -> dict:
     "Read a JSON file that sereval wrote; a missing or damaged one is a `SerevalError` naming it."
@@ -216,6 +236,12 @@ class RunRecord:
         names = {f.name for f in fields(cls)}
         missing = [n for n in ('backbone', 'slug', 'corpora', 'clusters', 'rule', 'protocol', 'train', 'seeds') if n not in d]
         if missing: raise SerevalError(f"{where} lacks {', '.join(missing)}: it was written by another version; rerun the backbone")
+        shapes = dict(backbone=str, slug=str, corpora=list, clusters=dict, rule=str, protocol=str, train=dict, seeds=list,
+                      extra=dict)
+        bad = [n for n, t in shapes.items() if n in d and not isinstance(d[n], t)]
+        bad += [n for n in ('corpora', 'seeds') if n in d and isinstance(d[n], list) and n not in bad
+                and not all(isinstance(v, str if n == 'corpora' else int) and not isinstance(v, bool) for v in d[n])]
+        if bad: raise SerevalError(f"{where} is damaged ({', '.join(bad)} of the wrong kind); delete it and rerun the backbone")
         return cls(**{k: v for k, v in d.items() if k in names})
 
 def write_record(out, record: RunRecord) -> Path:

@@ -18,8 +18,8 @@ if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['DEMO', 'DemoConfig', 'default_config', 'demo_root', 'check_choices', 'scan_step', 'read_manifests', 'extract_step',
-           'usable_stores', 'train_step', 'emobox_folds', 'emobox_trainable', 'train_finished', 'finish_step',
-           'BackboneRun', 'run_backbone', 'emobox_extras']
+           'usable_stores', 'one_class', 'train_step', 'emobox_folds', 'emobox_trainable', 'train_finished',
+           'finish_step', 'BackboneRun', 'run_backbone', 'emobox_extras']
 
 # %% ../nbs/11a_pipeline.ipynb #1bfebe1c
 @dataclass(frozen=True)
@@ -97,8 +97,16 @@ def usable_stores(backbone: str, out, corpora: Sequence[str]) -> tuple[dict, dic
         s = open_store(L.embeddings, backbone, c)
         if not s.complete: skipped[c] = 'extraction not complete'
         elif len(s.index) < 2: skipped[c] = f'{len(s.index)} clip(s)'
+        elif (why := one_class(s.index)): skipped[c] = why
         else: stores[c] = s
     return stores, skipped
+
+def one_class(index) -> str:
+    "Why a corpus of these clips (a `label` column) cannot be trained on: fewer than two emotion classes ('' when it can)."
+    labels = sorted(set(index['label'].astype(str)) - {''})
+    if len(labels) >= 2: return ''
+    return (f"{len(labels)} emotion class{'' if len(labels) == 1 else 'es'}" + (f' ({labels[0]})' if labels else '')
+            + ': a head would score perfectly without learning anything')
 
 def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                config: TrainConfig, protocol: str = PROTOCOLS[0], device=None, retrain: bool = False,
@@ -108,6 +116,10 @@ def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters:
     from sereval.benchmark import corpus_priors, run_corpus, run_folds
     partners = {t for a, t in ood_pairs(clusters, corpora) if a == train}
     stores, skipped = usable_stores(backbone, out, [c for c in corpora if c == train or c in partners])
+    if train in skipped and 'emotion class' in skipped[train]:     # flagged, not trained: the run record lists why
+        if progress: print(f'{train}: not trained: {skipped[train]}')
+        import pandas as pd
+        return pd.DataFrame()
     if train in skipped:
         raise SerevalError(f'store {Layout(out).store(backbone_slug(backbone), train)} cannot be used: {skipped[train]}')
     tests = [t for a, t in ood_pairs(clusters, list(stores)) if a == train]
@@ -147,6 +159,16 @@ def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol
     return (done.get('config') == config.to_dict() and done.get('protocol_requested') == protocol
             and done.get('seeds', [config.seed]) == seeds)
 
+def _drop_stale(out, slug: str, written: Sequence[Path]) -> list[Path]:
+    """Delete this backbone's result files that the run just finished did not write (another run's seeds, e.g.
+    `matrices/seeds/36` after a rerun with two seeds): the folder then holds what a clean run writes."""
+    L, keep, gone = Layout(out), {Path(p).resolve() for p in written}, []
+    for p in [*(L.out/'matrices').rglob(f'{slug}.csv'), *(L.out/'results').rglob(f'{slug}.csv')]:
+        if p.resolve() not in keep: p.unlink(); gone.append(p)
+    for d in sorted((L.out/'matrices'/'seeds').glob('**/'), reverse=True):    # seed folders left empty
+        if d.is_dir() and not any(d.iterdir()): d.rmdir()
+    return gone
+
 def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
                 config: TrainConfig, protocol: str = PROTOCOLS[0], rule: str = 'paper',
                 files_skipped: int = 0, seeds: Sequence[int] | None = None) -> tuple[pd.DataFrame, RunRecord]:
@@ -163,7 +185,8 @@ def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters:
     if unfinished: raise SerevalError(f'{backbone}: the training of {unfinished} is not finished; train them first')
     results = pd.concat([pd.read_csv(L.run_metrics(slug, c), keep_default_na=False, na_values=['']) for c in trains],
                         ignore_index=True)
-    write_tables(results, out, backbone, rule)                         # per-seed rows (a `seed` column) when several seeds
+    written = write_tables(results, out, backbone, rule)               # per-seed rows (a `seed` column) when several seeds
+    _drop_stale(out, slug, written)
     results = seed_means(results)
     applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
     record = RunRecord(backbone=backbone, slug=slug, corpora=sorted(set(results['train']) | set(results['test'])),

@@ -276,9 +276,9 @@ class TrainConfig:
 # %% ../nbs/02b_protocol.ipynb #1c28ab53
 _CONFIG_RANGES = dict(   # field -> (kind, low, high, low included, high included)
     hidden=(int, 1, None, True, True), dropout=(float, 0, 1, True, False), label_smoothing=(float, 0, 1, True, False),
-    lr=(float, 0, None, False, True), weight_decay=(float, 0, None, True, True), epochs=(int, 1, None, True, True),
+    lr=(float, 0, None, False, True), weight_decay=(float, 0, None, True, True), epochs=(int, 1, 10**6, True, True),
     batch_size=(int, 1, None, True, True), warmup=(float, 0, 1, True, False), grad_clip=(float, 0, None, False, True),
-    seed=(int, 0, None, True, True), test_size=(float, 0, 1, False, False))
+    seed=(int, 0, 2**64 - 1, True, True), test_size=(float, 0, 1, False, False))
 
 def _check_config(c) -> None:
     "Raise a `SerevalError` naming the first setting of `TrainConfig` `c` that is not a usable number."

@@ -207,18 +207,29 @@ class StoreWriter:
         "Frames in `frames.f16` that no row references (replaced or removed clips)."
         return _end(self.index) - int(self.index['n_frames'].sum())
 
-    def compact(self):
-        "Rewrite `frames.f16` without holes (crash-safe, see the protocol)."
+    def _ordered(self, order: Sequence[str] | None) -> pd.DataFrame:
+        "The index with its rows in `order` (clip ids; rows not in it keep their place after those that are)."
+        if order is None: return self.index
+        rank = {c: i for i, c in enumerate(map(str, order))}
+        key = self.index['clip_id'].map(lambda c: rank.get(c, len(rank))).to_numpy()
+        return self.index.iloc[np.argsort(key, kind='stable')].reset_index(drop=True)
+
+    def compact(self, order: Sequence[str] | None = None):
+        """Rewrite `frames.f16` without holes (crash-safe, see the protocol), its clips in `order` (clip ids) when given:
+        a store then holds the same bytes whatever order its clips were added in."""
         self.commit()
-        if self.hole_frames == 0: return
+        index = self._ordered(order)
+        contiguous = (index['start'].to_numpy() == np.concatenate([[0], np.cumsum(index['n_frames'].to_numpy())[:-1]])).all()
+        if self.hole_frames == 0 and (order is None or (index['clip_id'].to_numpy() == self.index['clip_id'].to_numpy()).all()
+                                      and contiguous): return
         src = np.memmap(self.folder / FRAMES, dtype=DTYPE, mode='r', shape=(_end(self.index), self.dim))
         starts, pos = [], 0
         with open(self.folder / (FRAMES + '.compact'), 'wb') as f:
-            for s, n in zip(self.index['start'], self.index['n_frames']):
+            for s, n in zip(index['start'], index['n_frames']):
                 f.write(np.ascontiguousarray(src[s:s + n]).tobytes()); starts.append(pos); pos += n
             f.flush(); os.fsync(f.fileno())
         del src
-        index = self.index.copy(); index['start'] = np.asarray(starts, dtype='int64')
+        index = index.copy(); index['start'] = np.asarray(starts, dtype='int64')
         with open(self.folder / (INDEX + '.compact'), 'wb') as f:
             _normalise_index(index).to_parquet(f, index=False); f.flush(); os.fsync(f.fileno())
         fsync_dir(self.folder)
@@ -229,9 +240,9 @@ class StoreWriter:
         self.meta.update(n_clips=int(len(self.index)), n_frames=int(self.index['n_frames'].sum()), complete=bool(complete))
         write_json(self.folder / META, self.meta)
 
-    def finish(self, complete: bool = True, **extra_meta):
-        "Commit, compact, record `extra_meta` (e.g. the skipped clips) and mark the store complete."
-        self.commit(); self.compact()
+    def finish(self, complete: bool = True, order: Sequence[str] | None = None, **extra_meta):
+        "Commit, compact (its clips in `order`, e.g. the manifest's, when given), record `extra_meta` (e.g. the skipped clips) and mark the store complete."
+        self.commit(); self.compact(order)
         self.meta.update(extra_meta)
         self._write_meta(complete=complete)
         self.close()

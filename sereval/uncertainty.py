@@ -15,7 +15,7 @@ import pandas as pd
 from .benchmark import LOGIT_COLUMNS
 from .diagnostics import MIN_SPEAKERS
 from .errors import SerevalError
-from .layout import Layout, read_json, read_record
+from .layout import Layout, read_frame, read_json, read_record
 from .metrics import HEADLINE, ood_predictions
 from .store import open_store
 from .taxonomy import NUM_CLASSES, OTHER_INDEX
@@ -91,7 +91,7 @@ def backbone_cells(out, slug: str, rule: str | None = None) -> tuple[list[Cell],
             for i, s in enumerate(seeds):
                 f = L.logits(slug, train, test, None if i == 0 else s)
                 if not f.exists(): raise SerevalError(f'{f} is missing: the run of {slug} with seeds {seeds} did not finish; rerun it')
-                df = pd.read_parquet(f)
+                df = read_frame(f, 'logits file')
                 z, y = df[list(LOGIT_COLUMNS)].to_numpy(), df['y'].to_numpy()
                 if test == train:
                     keep = (df['split'] == 'test').to_numpy()

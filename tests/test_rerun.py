@@ -1,0 +1,356 @@
+"""Issue 22: a rerun into an output folder gives what a clean run gives, whatever the folder held before; files follow
+the umask; every option is checked before any work. Each test names the finding it guards."""
+import hashlib, os, shutil, stat
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sereval.cli import main
+from sereval.layout import Layout, write_text
+
+BACKBONE = 'whisper-logmel'
+
+
+def tree(root: Path, under=('matrices', 'results', 'tables')) -> dict[str, str]:
+    "Relative path -> sha1 of every file under `root`'s result folders."
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for u in under for p in sorted((root / u).rglob('*')) if p.is_file()}
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    from sereval.synth import make_demo, DEMO_CORPORA
+    return make_demo(tmp_path_factory.mktemp('demo') / 'data', size=0.15, progress=False,
+                     corpora=[c for c in DEMO_CORPORA if c.name in ('demo-emodb', 'demo-emovo')])
+
+
+def copy_root(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst); return dst
+
+
+def train(root, out, *extra) -> int:
+    return main(['train', '--backbone', BACKBONE, '--data-root', str(root), '--out', str(out), '--epochs', '2',
+                 '--seeds', '34', '--quiet', *extra])
+
+
+# ---------------------------------------------------------------- files as the umask says
+
+def test_atomic_write_follows_umask(tmp_path):
+    "Finding: with umask 022 result files were mode 0600 (mkstemp's mode survived the rename)."
+    old = os.umask(0o022)
+    try:
+        p = write_text(tmp_path / 'a' / 'x.txt', 'hi')
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
+        os.umask(0o077)
+        q = write_text(tmp_path / 'y.txt', 'hi')
+        assert stat.S_IMODE(q.stat().st_mode) == 0o600
+    finally: os.umask(old)
+
+
+# ---------------------------------------------------------------- the store follows the manifest
+
+def _clips(root: Path, corpus: str) -> list[Path]:
+    return sorted((root / corpus).rglob('*.wav'))
+
+
+def test_store_follows_manifest_whatever_its_history(demo, tmp_path):
+    "Finding: a store kept old rows and appended re-added clips at the end, so batches followed history, not the manifest."
+    from sereval.embed import embed_corpus
+    from sereval.recipes import scan_root
+    from sereval.store import FRAMES, INDEX, open_store
+    root = copy_root(demo, tmp_path / 'data')
+    full, _ = scan_root(root, corpora=['demo-emodb'])
+    assert len(full) > 6
+    hist = tmp_path / 'hist'
+    embed_corpus(full.iloc[3:], BACKBONE, hist, progress=False, verbose=False)   # first clips missing, then added back
+    embed_corpus(full.iloc[::2], BACKBONE, hist, progress=False, verbose=False)  # some removed
+    embed_corpus(full, BACKBONE, hist, progress=False, verbose=False)
+    clean = tmp_path / 'clean'
+    embed_corpus(full, BACKBONE, clean, progress=False, verbose=False)
+    a, b = open_store(hist, BACKBONE, 'demo-emodb'), open_store(clean, BACKBONE, 'demo-emodb')
+    assert list(a.index['clip_id']) == list(b.index['clip_id'])
+    for name in (FRAMES, INDEX):
+        assert (a.folder / name).read_bytes() == (b.folder / name).read_bytes(), name
+
+
+def test_train_rerun_after_clips_removed_and_added_equals_clean_run(demo, tmp_path):
+    "Finding: after clips were removed and added, `sereval train` into the same --out gave other numbers than a clean run."
+    root = copy_root(demo, tmp_path / 'data')
+    out = tmp_path / 'out'
+    hidden = tmp_path / 'hidden'; hidden.mkdir()
+    clips = _clips(root, 'demo-emodb')[:4]
+    for c in clips: shutil.move(str(c), hidden / c.name)
+    assert train(root, out) == 0
+    for c in clips: shutil.move(str(hidden / c.name), c)
+    assert train(root, out) == 0
+    clean = tmp_path / 'clean'
+    assert train(root, clean) == 0
+    assert tree(out) == tree(clean)
+
+
+def test_fewer_seeds_rerun_resumes_and_drops_stale_seed_files(demo, tmp_path):
+    """Findings: `--seeds 34` after a run with more seeds failed on every rerun ("the training of [...] is not finished");
+    going from three seeds to two left `matrices/seeds/36`."""
+    out = tmp_path / 'out'
+    assert train(demo, out, '--seeds', '34,35,36') == 0
+    assert (out / 'matrices' / 'seeds' / '36').is_dir()
+    assert train(demo, out, '--seeds', '34,35') == 0
+    assert not (out / 'matrices' / 'seeds' / '36').exists()
+    assert train(demo, out, '--seeds', '34') == 0
+    assert train(demo, out, '--seeds', '34') == 0                 # and again: the rerun is not stuck
+    clean = tmp_path / 'clean'
+    assert train(demo, clean, '--seeds', '34') == 0
+    assert tree(out) == tree(clean)
+
+
+# ---------------------------------------------------------------- every option checked before any work or write
+
+def one_line(err: str, command: str) -> str:
+    lines = [l for l in err.splitlines() if l.strip() and not l.startswith(('usage:', ' '))]   # argparse's usage lines
+    assert len(lines) == 1 and lines[0].startswith(f'sereval {command}: error: ') and 'Traceback' not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize('argv, says', [
+    (['--seed', str(2**70)], 'seed'),                              # beyond 64 bits: torch's OverflowError before
+    (['--epochs', str(10**12)], 'epochs'),
+    (['--device', 'tpu'], '--device'),                             # accepted, then a RuntimeError after the scan before
+    (['--seeds=-5,3'], 'seeds'),                                   # accepted before, while --seed -1 was refused
+    (['--seeds', f'1,{2**64}'], 'seeds'),
+    (['--folder', 'emodb=/nonexistent-i22'], 'does not exist'),   # "is empty" before
+])
+def test_train_options_checked_before_any_write(demo, tmp_path, capsys, argv, says):
+    "Findings: --seed beyond 64 bits, --device other than cpu/cuda, negative --seeds were accepted (then a traceback or a wrong run)."
+    out = tmp_path / 'out'
+    assert main(['train', '--backbone', BACKBONE, '--data-root', str(demo), '--out', str(out), '--quiet', *argv]) == 2
+    assert says in one_line(capsys.readouterr().err, 'train')
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('argv, says', [
+    (['--mem', 'abc'], '--mem'), (['--time', '-5'], '--time'), (['--cpus', '0'], '--cpus'), (['--gpus', '-1'], '--gpus'),
+    (['--max-jobs', '0'], '--max-jobs'),                           # silently meant the default before
+])
+def test_slurm_options_checked_even_in_a_dry_run(tmp_path, capsys, argv, says):
+    "Finding: Slurm options (--mem abc, --time -5, --cpus 0, --gpus -1) unchecked, even in a dry run; --max-jobs 0 meant the default."
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--out', str(out), '--dry-run', '--quiet', *argv]) == 2
+    assert says in one_line(capsys.readouterr().err, 'reproduce')
+    assert not out.exists()
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    "Finding: `--dry-run` wrote the demo corpora, the manifests and the jobs folder."
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--out', str(out), '--dry-run', '--demo-size', '0.15']) == 0
+    assert 'extract/' in capsys.readouterr().out               # the plan is still printed
+    assert not out.exists()
+    assert not list(Path(os.environ.get('TMPDIR', '/tmp')).glob('sereval-dry-run-*'))
+
+
+# ---------------------------------------------------------------- signals
+
+@pytest.mark.slow
+def test_sigterm_stops_reproduce_like_ctrl_c(tmp_path):
+    """Finding: SIGTERM to `sereval reproduce` (two jobs) exited 143 with no message and left two pool workers and the
+    resource tracker alive. Now: one line, exit 143, every child process gone, and the rerun continues."""
+    import signal, subprocess, sys, time
+    psutil = pytest.importorskip('psutil')
+    top = Path(__file__).resolve().parent.parent
+    env = {**os.environ, 'PYTHONPATH': str(top), 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())', 'reproduce', '--out',
+           str(tmp_path / 'out'), '--demo-size', '0.15', '--epochs', '2', '--seeds', '34', '--no-paper', '--quiet']
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    kids = []
+    while time.time() < deadline and p.poll() is None:     # wait until the pool's workers run
+        kids = psutil.Process(p.pid).children(recursive=True)
+        if len(kids) >= 3: break
+        time.sleep(0.5)
+    assert p.poll() is None and len(kids) >= 3, 'the run ended before its workers started'
+    time.sleep(3)
+    kids = psutil.Process(p.pid).children(recursive=True)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines and 'terminated' in lines[-1] and 'Traceback' not in err, err
+    time.sleep(1)
+    assert not [k for k in kids if k.is_running() and k.status() != psutil.STATUS_ZOMBIE], 'child processes left behind'
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)   # the rerun continues
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- audio checked, not trusted
+
+def _wav(path: Path, rate=16000, bits=16, n=16000, declared=None, fmt=1) -> Path:
+    "A hand-made WAV: a header of our choosing over `n` samples of noise."
+    import struct
+    x = (np.random.default_rng(0).standard_normal(n) * 0.1 * (2 ** (bits - 1) - 1 if fmt == 1 else 1))
+    data = x.astype('<i2' if fmt == 1 else '<f4').tobytes()
+    align = bits // 8 if bits % 8 == 0 else 1
+    hdr = struct.pack('<4sI4s4sIHHIIHH4sI', b'RIFF', 36 + len(data), b'WAVE', b'fmt ', 16, fmt, 1, rate, rate * align, align,
+                      bits, b'data', len(data) if declared is None else declared)
+    path.write_bytes(hdr + data); return path
+
+
+@pytest.mark.parametrize('make, says', [
+    (lambda p: _wav(p, declared=100), 'no chunk'),                  # a 3 ms clip before
+    (lambda p: _wav(p, rate=1, n=31), 'sample rate 1 Hz'),         # 31 samples read as 30 s before
+    (lambda p: _wav(p, bits=7), '7-bit PCM'),                      # read as 8-bit noise before
+])
+def test_headers_that_contradict_the_file_are_refused(tmp_path, make, says):
+    "Findings: a data chunk declaring 100 bytes in a 32 kB file, a 1 Hz header, a 7-bit PCM header were all read as audio."
+    from sereval.audio import InvalidHeaderError, load_audio
+    with pytest.raises(InvalidHeaderError, match=says): load_audio(make(tmp_path / 'x.wav'))
+
+
+def test_a_well_formed_wav_with_trailing_chunks_still_loads(tmp_path):
+    import soundfile as sf
+    p = tmp_path / 'ok.wav'
+    sf.write(p, np.random.default_rng(1).standard_normal(8000).astype(np.float32) * 0.1, 16000)
+    p.write_bytes(p.read_bytes() + b'LIST' + (4).to_bytes(4, 'little') + b'INFO')   # a trailing chunk, as many tools add
+    from sereval.audio import load_audio
+    assert len(load_audio(p)) == 8000
+
+
+@pytest.mark.parametrize('peak', [1.8, 1e30])
+def test_float_audio_beyond_full_scale_is_skipped_with_a_reason(tmp_path, peak):
+    "Finding: a float WAV peaking at 1.8 wrapped in eGeMAPS's int16; samples of 1e30 passed with a NumPy warning."
+    import soundfile as sf
+    from sereval.audio import FloatRangeError, load_audio
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32); x[100] = peak
+    sf.write(tmp_path / 'f.wav', x, 16000, subtype='FLOAT')
+    with pytest.raises(FloatRangeError, match='beyond full scale'): load_audio(tmp_path / 'f.wav')
+
+
+def test_egemaps_does_not_wrap_past_full_scale():
+    "Finding: eGeMAPS scales by 32768 into int16, so a sample past full scale wrapped to the other sign."
+    from sereval.backbones import get_backbone
+    enc = get_backbone('egemaps')
+    x = np.sin(np.linspace(0, 400 * np.pi, 16000)).astype(np.float32) * 1.3
+    a, b = enc.encode([x])[0], enc.encode([np.clip(x, -1, 32767 / 32768)])[0]
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- meaningless results flagged
+
+def test_one_emotion_corpus_is_flagged_not_trained(demo, tmp_path, capsys):
+    "Finding: a corpus with one emotion reported in-domain macro F1 1.000."
+    import json
+    root = copy_root(demo, tmp_path / 'data')
+    for p in (root / 'demo-emodb').rglob('*.wav'):
+        if p.name[5] != 'W': p.unlink()                       # only anger left
+    assert train(root, tmp_path / 'out') == 0
+    rec = json.loads((tmp_path / 'out' / 'runs' / 'whisperlogmel' / 'record.json').read_text())
+    assert 'emotion class' in rec['extra']['stores_skipped']['demo-emodb']
+    res = pd.read_csv(tmp_path / 'out' / 'results' / 'whisperlogmel.csv')
+    assert 'demo-emodb' not in set(res['train']) and 'demo-emovo' in set(res['train'])
+
+
+# ---------------------------------------------------------------- damaged files in <out>
+
+def test_damaged_head_and_logits_are_redone(demo, tmp_path, capsys):
+    """Findings: a damaged `model.pt` raised an UnpicklingError suggesting weights_only=False; a truncated logits file
+    raised ArrowInvalid. Now the rerun trains or predicts them again and ends where a clean run does."""
+    out = tmp_path / 'out'
+    assert train(demo, out) == 0
+    run = out / 'runs' / 'whisperlogmel' / 'demo-emodb'
+    (run / 'model.pt').write_bytes((run / 'model.pt').read_bytes()[:50])
+    lg = out / 'runs' / 'whisperlogmel' / 'demo-emovo' / 'logits' / 'demo-emovo.parquet'
+    lg.write_bytes(lg.read_bytes()[:100])
+    capsys.readouterr()
+    assert train(demo, out) == 0
+    assert 'damaged' in capsys.readouterr().out
+    clean = tmp_path / 'clean'
+    assert train(demo, clean) == 0
+    assert tree(out) == tree(clean)
+
+
+def test_run_record_of_the_wrong_shape_is_named(tmp_path):
+    "Finding: a run record of the wrong shape gave a TypeError after Table 1 was rewritten."
+    import json
+    from sereval.errors import SerevalError
+    from sereval.layout import read_record
+    p = Layout(tmp_path).record('x'); p.parent.mkdir(parents=True)
+    p.write_text(json.dumps(dict(backbone='x', slug='x', corpora='demo-emodb', clusters={}, rule='paper', protocol='random',
+                                 train={}, seeds=[34])))
+    with pytest.raises(SerevalError, match='damaged.*corpora'): read_record(tmp_path, 'x')
+
+
+def test_truncated_logits_named_in_one_line(tmp_path):
+    from sereval.errors import SerevalError
+    from sereval.layout import read_frame
+    p = tmp_path / 'a.parquet'
+    pd.DataFrame({'a': range(100)}).to_parquet(p); p.write_bytes(p.read_bytes()[:60])
+    with pytest.raises(SerevalError, match='damaged.*delete it and rerun'): read_frame(p, 'logits file')
+
+
+# ---------------------------------------------------------------- smaller points
+
+def test_report_refuses_an_empty_or_foreign_folder(tmp_path, capsys):
+    "Finding: `sereval report` on an empty or foreign folder exited 0 and wrote 41 files."
+    (tmp_path / 'foreign').mkdir(); (tmp_path / 'foreign' / 'notes.txt').write_text('mine')
+    for d in ('foreign',):
+        assert main(['report', '--out', str(tmp_path / d), '--no-paper']) == 2
+        assert 'no run record' in one_line(capsys.readouterr().err, 'report')
+    assert sorted(p.name for p in (tmp_path / 'foreign').iterdir()) == ['notes.txt']
+
+
+def test_scan_out_with_a_trailing_slash_is_a_folder(demo, tmp_path, capsys):
+    "Finding: `scan --out mydir.csv/` wrote a file named mydir.csv."
+    out = tmp_path / 'mydir.csv'
+    assert main(['scan', str(demo), '--corpora', 'demo-emodb', '--out', str(out) + '/']) == 0
+    assert out.is_dir() and (out / 'manifests' / 'demo-emodb.parquet').exists()
+
+
+def test_train_prints_its_scan_skips(demo, tmp_path, capsys):
+    "Finding: `sereval train` never printed the files its scan skipped."
+    root = copy_root(demo, tmp_path / 'data')
+    (root / 'demo-emodb' / 'wav' / 'notaclip.wav').write_bytes(b'junk')
+    assert train(root, tmp_path / 'out') == 0
+    assert 'notaclip.wav' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the property: a rerun equals a clean run
+
+def _random_history(demo, tmp_path, seed: int, steps: int):
+    """Run `steps` random `sereval train` commands into one folder, changing between them the corpora, the clips (removed,
+    restored, rewritten), the seeds and the epochs; then the last command into an empty folder: both must hold the same bytes."""
+    import soundfile as sf
+    rng = np.random.default_rng(seed)
+    root = copy_root(demo, tmp_path / 'data')
+    hidden = tmp_path / 'hidden'; hidden.mkdir()
+    out = tmp_path / 'out'
+    corpora = ['demo-emodb', 'demo-emovo']
+    for step in range(steps):
+        for _ in range(int(rng.integers(0, 3))):                     # change some clips
+            c = corpora[int(rng.integers(len(corpora)))]
+            wavs = _clips(root, c)
+            op = rng.choice(['remove', 'restore', 'rewrite'])
+            if op == 'remove' and len(wavs) > 8:
+                w = wavs[int(rng.integers(len(wavs)))]; (hidden / c).mkdir(exist_ok=True); shutil.move(str(w), hidden / c / w.name)
+            elif op == 'restore' and (hidden / c).is_dir() and any((hidden / c).iterdir()):
+                w = sorted((hidden / c).iterdir())[0]; shutil.move(str(w), next((root / c).rglob('*.wav')).parent / w.name)
+            elif op == 'rewrite':
+                w = wavs[int(rng.integers(len(wavs)))]; x, sr = sf.read(w); sf.write(w, x * 0.5, sr)
+        pick = [c for c in corpora if rng.random() < 0.7] or corpora[:1]
+        seeds = ','.join(map(str, sorted(rng.choice([34, 35, 36], size=int(rng.integers(1, 3)), replace=False))))
+        cmd = ['--corpora', ','.join(pick), '--seeds', seeds, '--epochs', str(int(rng.integers(1, 3)))]
+        assert train(root, out, *cmd) == 0, (step, cmd)
+    clean = tmp_path / 'clean'
+    assert train(root, clean, *cmd) == 0
+    assert tree(out) == tree(clean), cmd
+
+
+def test_rerun_history_equals_clean_run(demo, tmp_path):
+    "The property, one short random history (the slow test below runs longer ones)."
+    _random_history(demo, tmp_path, seed=1, steps=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('seed', [2, 3, 4])
+def test_rerun_histories_equal_clean_runs(demo, tmp_path, seed):
+    _random_history(demo, tmp_path, seed=seed, steps=4)
