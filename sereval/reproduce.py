@@ -139,8 +139,11 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if demo:
         root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
         backbones = list(backbones or DEMO.backbones)
-        threads = DEMO.threads if threads is None else threads
         jobs = DEMO.jobs if jobs is None else jobs
+        if threads is None:   # one thread per backbone when they share the cores; a backbone running alone gets all of them
+            import os
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+            threads = DEMO.threads if min(jobs, len(backbones)) > 1 else max(DEMO.threads, cores)
         if not quiet and config.lr != TrainConfig().lr:
             print(f"demo: learning rate {config.lr:g} (the paper's {TrainConfig().lr:g} suits corpora of thousands of clips; "
                   f"the demo's have about 70 training clips, some 200 optimizer steps in {config.epochs} epochs)")
