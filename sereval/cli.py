@@ -453,6 +453,8 @@ COMMANDS: dict[str, Command] = {
 # %% ../nbs/99_cli.ipynb #992acdea
 COMMANDS['bench layers'] = Command('disk use and read speed of the store by number of layers kept',
                                  'bench.bench_layers', *_bench('layers'))
+COMMANDS['bench gpu'] = Command('a CUDA GPU: extraction, training, peak memory, seed cost and GEMM fraction (make gpu-check)',
+                                'bench.bench_gpu', *_bench('gpu'))
 
 # %% ../nbs/99_cli.ipynb #5eeb1c3a
 def _sweep_args():

@@ -233,8 +233,10 @@ def train_speaker_heads(backbone: str, out, corpora: Sequence[str] | None = None
     L = Layout(out)
     sub = L.protocol(SPEAKER_PROTOCOL).out
     corpora = list_corpora(L.embeddings, backbone) if corpora is None else list(corpora)
+    from sereval.progress import report
     rows = []
-    for c in corpora:
+    for k, c in enumerate(corpora, 1):
+        report(out, backbone_slug(backbone), f'leakage heads: {c} ({k}/{len(corpora)}), speaker-independent split')
         s = open_store(L.embeddings, backbone, c)
         why = 'extraction not complete' if not s.complete else no_speakers(s.index)
         if why: rows.append({'corpus': c, 'status': why, 'macro_f1': np.nan}); continue

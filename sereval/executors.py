@@ -256,6 +256,22 @@ def execute(grid: Grid, executor: str = 'inprocess', resources: Resources | None
                         f'{len(jobs)} jobs, {len(jobs) - len(todo)} done, {len(todo)} to run ({executor})', flush=True)
     if not quiet and leakage_note(grid): print(leakage_note(grid), flush=True)
     _fresh(grid.out, todo)
+    import contextlib
+    from sereval.backbones import backbone_slug
+    from sereval.progress import ProgressPrinter
+    names = {backbone_slug(b): b for b in grid.backbones}        # each job's steps report to <out>/progress/<slug>.log
+    with contextlib.nullcontext() if quiet or not todo else ProgressPrinter(grid.out, names, from_end=True):
+        _execute(grid, executor, resources, todo, live, wait, poll, quiet)
+    if executor == 'slurm' and not wait: return None
+    t = status(grid.out)
+    bad = t[t['state'] != 'done']
+    if len(bad):
+        raise SerevalError(f'{len(bad)} of {len(t)} jobs did not finish: '
+                           + '; '.join(f"{r.job} ({r.state}: {r.detail}{', log ' + r.log if r.log else ''})" for r in bad.head(5).itertuples())
+                           + ('; ...' if len(bad) > 5 else '') + ' (rerun the same command to run only what is missing)')
+    return t
+
+def _execute(grid, executor, resources, todo, live, wait, poll, quiet):
     if executor == 'inprocess': _run_inprocess(grid, todo, quiet)
     elif executor == 'local': _run_local(grid, todo, resources.max_jobs, quiet)
     else:
@@ -266,15 +282,8 @@ def execute(grid: Grid, executor: str = 'inprocess', resources: Resources | None
                 print(f"submitted {len(ids)} jobs to Slurm as arrays {', '.join(arrays)}; logs in {Layout(grid.out).jobs/'slurm'}", flush=True)
         if not wait:
             if not quiet: print(f'not waiting: `sereval status --out {grid.out}` shows where the run is')
-            return None
+            return
         wait_slurm(grid.out, poll, quiet)
-    t = status(grid.out)
-    bad = t[t['state'] != 'done']
-    if len(bad):
-        raise SerevalError(f'{len(bad)} of {len(t)} jobs did not finish: '
-                           + '; '.join(f"{r.job} ({r.state}: {r.detail}{', log ' + r.log if r.log else ''})" for r in bad.head(5).itertuples())
-                           + ('; ...' if len(bad) > 5 else '') + ' (rerun the same command to run only what is missing)')
-    return t
 
 # %% ../nbs/14b_executors.ipynb #34e3e214
 def _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed, paper, kernel,

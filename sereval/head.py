@@ -14,7 +14,7 @@ from .batches import segment_ids
 from .taxonomy import NUM_CLASSES
 
 # %% auto #0
-__all__ = ['segment_mean', 'Dropout', 'FrameMLP', 'StackedFrameMLP', 'LayerWeightedHead']
+__all__ = ['segment_mean', 'keep_threshold', 'dropout_mask', 'Dropout', 'FrameMLP', 'StackedFrameMLP', 'LayerWeightedHead']
 
 # %% ../nbs/08_head.ipynb #f910b9c9
 def segment_mean(x: torch.Tensor,     # [F, C] values of all frames of a packed batch
@@ -26,14 +26,32 @@ def segment_mean(x: torch.Tensor,     # [F, C] values of all frames of a packed 
     return sums / lengths.to(x.dtype).unsqueeze(1)
 
 # %% ../nbs/08_head.ipynb #ea71a40f
+_MASK_BITS = 16                      # bits of one unit's mask; four masks per random 64-bit word
+
+def keep_threshold(p: float) -> int:
+    "A unit is kept when its 16 random bits, as a number in `[0, 2**16)`, are at least this (`round(p * 2**16)`)."
+    return int(round(p * (1 << _MASK_BITS)))
+
+def dropout_mask(shape, p: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The multiplier of a dropout mask of `shape`: `1 / (1 - p)` where a unit is kept, `0` where it is dropped,
+    from 16 random bits per unit, four units per 64-bit word of torch's generator (of `device`)."""
+    n = 1
+    for s in shape: n *= int(s)
+    words = torch.empty(((n + 3) // 4,), dtype=torch.int64, device=device).random_(-(1 << 63), (1 << 63) - 1)
+    bits = words.view(torch.int16)[:n].view(shape)          # signed: [0, 2**16) shifted down by 2**15
+    keep = bits >= keep_threshold(p) - (1 << (_MASK_BITS - 1))
+    one = torch.tensor(1 / (1 - p), dtype=dtype, device=device)
+    return torch.where(keep, one, one.new_zeros(()))
+
 class Dropout(nn.Dropout):
-    "`nn.Dropout` (same `p`, same distribution, same generator), with a mask drawn by `rand >= p`: faster on CPUs."
+    "`nn.Dropout` (same `p` to 2^-16, same scaling, same generator), with masks drawn 16 bits a unit from 64-bit random words: faster on CPUs."
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "`x` with each element zeroed with probability `p` and the rest scaled by `1/(1-p)` (training only)."
         if not self.training or self.p == 0: return x
         if self.p >= 1: return x * 0
-        with torch.no_grad(): mask = (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1 / (1 - self.p))
+        with torch.no_grad(): mask = dropout_mask(x.shape, self.p, x.dtype, x.device)
         return x * mask
+
 
 # %% ../nbs/08_head.ipynb #0bd6d8ac
 class FrameMLP(nn.Module):

@@ -85,8 +85,14 @@ def read_manifests(out, corpora: Sequence[str]) -> pd.DataFrame:
 
 def extract_step(backbone: str, out, corpora: Sequence[str], device=None, progress: bool = True) -> pd.DataFrame:
     "Step 3: embed the clips of `corpora` (their manifests under `<out>`) into the backbone's stores; resumable."
+    import time
     from sereval.embed import embed_corpus
-    return embed_corpus(read_manifests(out, corpora), backbone, Layout(out).embeddings, device=device, progress=progress)
+    from sereval.progress import report
+    manifest, slug, t = read_manifests(out, corpora), backbone_slug(backbone), time.time()
+    report(out, slug, f'extracting {len(manifest)} clips of {len(corpora)} corpora')
+    s = embed_corpus(manifest, backbone, Layout(out).embeddings, device=device, progress=progress)
+    report(out, slug, f'extracted: {int(s.embedded.sum())} clips embedded, {int(s.skipped.sum())} skipped ({time.time() - t:.0f} s)')
+    return s
 
 def usable_stores(backbone: str, out, corpora: Sequence[str]) -> tuple[dict, dict[str, str]]:
     "`(stores, skipped)`: the complete stores of two clips or more among `corpora`, and why each other one cannot be used."
@@ -124,10 +130,19 @@ def train_step(backbone: str, out, train: str, corpora: Sequence[str], clusters:
         raise SerevalError(f'store {Layout(out).store(backbone_slug(backbone), train)} cannot be used: {skipped[train]}')
     tests = [t for a, t in ood_pairs(clusters, list(stores)) if a == train]
     priors = {c: corpus_priors(c, out, s)[0] for c, s in stores.items()}
+    import time
+    from sereval.progress import report
+    slug, t, heads = backbone_slug(backbone), time.time(), seeds or [config.seed]
+    k = f' ({list(corpora).index(train) + 1}/{len(corpora)})' if train in corpora else ''
+    report(out, slug, f"training {train}{k}: {len(heads)} head(s), seed(s) {', '.join(map(str, heads))}; "
+                      f"then evaluation on {len(tests)} other corpora")
     if protocol in FOLD_PROTOCOLS:
-        return run_folds(backbone, train, tests, stores, out, priors, emobox_folds(stores[train], train, emobox), config, device,
-                         retrain, progress, seeds)
-    return run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress, seeds)
+        res = run_folds(backbone, train, tests, stores, out, priors, emobox_folds(stores[train], train, emobox), config, device,
+                        retrain, progress, seeds)
+    else:
+        res = run_corpus(backbone, train, tests, stores, out, priors, config, protocol, device, retrain, progress, seeds)
+    report(out, slug, f'trained and evaluated {train}{k} ({time.time() - t:.0f} s)')
+    return res
 
 def emobox_folds(store, corpus: str, emobox) -> dict:
     "EmoBox's folds of `corpus` as masks over the clips of `store` (matched by path); a `SerevalError` without `emobox` or folds."
@@ -185,6 +200,8 @@ def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters:
     if unfinished: raise SerevalError(f'{backbone}: the training of {unfinished} is not finished; train them first')
     results = pd.concat([pd.read_csv(L.run_metrics(slug, c), keep_default_na=False, na_values=['']) for c in trains],
                         ignore_index=True)
+    from sereval.progress import report
+    report(out, slug, f'evaluation: results table and matrices of {len(trains)} training corpora')
     written = write_tables(results, out, backbone, rule)               # per-seed rows (a `seed` column) when several seeds
     _drop_stale(out, slug, written)
     results = seed_means(results)

@@ -144,8 +144,11 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if demo:
         root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
         backbones = list(backbones or DEMO.backbones)
-        threads = DEMO.threads if threads is None else threads
         jobs = DEMO.jobs if jobs is None else jobs
+        if threads is None:   # one thread per backbone when they share the cores; a backbone running alone gets all of them
+            import os
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+            threads = DEMO.threads if min(jobs, len(backbones)) > 1 else max(DEMO.threads, cores)
         if not quiet and config.lr != TrainConfig().lr:
             print(f"demo: learning rate {config.lr:g} (the paper's {TrainConfig().lr:g} suits corpora of thousands of clips; "
                   f"the demo's have about 70 training clips, some 200 optimizer steps in {config.epochs} epochs)")
@@ -161,13 +164,40 @@ def reproduce(data_root=None,                           # corpora root; None: th
     jobs = max(1, int(jobs or 1))
     runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common)) for b, s in zip(backbones, slugs)]
     n, done = len(runs), []
+    import contextlib
+    from sereval.progress import ProgressPrinter, clear
+    clear(out, slugs)        # every backbone reports its steps to <out>/progress/<slug>.log; printed here, one line each
+    printer = contextlib.nullcontext() if quiet else ProgressPrinter(out, dict(zip(slugs, backbones)))
+    with printer:
+        _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0)
+    t = time.time()
+    if not quiet: print(f'tables and figures  ->  {L.notebooks/REPORT_NOTEBOOK}', flush=True)
+    run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=str(out), paper=paper),
+                 cwd=out, kernel=kernel, progress=not quiet)
+    res = dict(out=out, tables=L.tables, figures=L.figures, paper=L.paper.out if paper else None,
+               notebooks=L.notebooks, backbones=done, seconds=time.time() - t0)
+    if not quiet:
+        print(f'tables and figures: done in {_fmt(time.time() - t)}')
+        print(f'\nfinished in {_fmt(res["seconds"])}' + (' (offline demo: SYNTHETIC corpora, weights-free backbones)' if demo else ''))
+        print(f'  tables:            {res["tables"]}')
+        print(f'  figures:           {res["figures"]}')
+        if paper: print(f"  paper's numbers:   {L.paper.tables}, {L.paper.figures}")
+        print(f'  executed notebooks: {L.notebooks}')
+    if splits > 1:
+        res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
+                                       threads, jobs, quiet, splits)
+    return res
+
+def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0):
+    "The run notebook of every backbone, `jobs` at a time; their progress lines are printed by `printer` meanwhile."
+    L, n = Layout(out), len(runs)
+    mark = getattr(printer, 'finished', lambda slug: None)
     if jobs == 1 or n == 1:
-        for i, (b, path, params) in enumerate(runs, 1):
+        for i, ((b, path, params), slug) in enumerate(zip(runs, slugs), 1):
             t = time.time()
             if not quiet: print(f'[{i}/{n}] {b}: scan, embed, train, evaluate  ->  {path}', flush=True)
-            run_notebook(RUN_NOTEBOOK, path, dict(params, progress=not quiet), cwd=out, kernel=kernel,
-                         progress=not quiet, stream=not quiet)
-            done.append(b)
+            run_notebook(RUN_NOTEBOOK, path, params, cwd=out, kernel=kernel, progress=False)
+            done.append(b); mark(slug)
             if not quiet: print(f'[{i}/{n}] {b}: done in {_fmt(time.time() - t)}', flush=True)
     else:
         import multiprocessing as mp
@@ -188,26 +218,9 @@ def reproduce(data_root=None,                           # corpora root; None: th
                     errors.append(e)
                     if not quiet: print(f'[{i}/{n}] {b}: FAILED: {e}', flush=True)
                     continue
-                if i: done.append(b)
+                if i: done.append(b); mark(slugs[i - 1])
                 if not quiet: print(f"{f'[{i}/{n}] ' if i else ''}{b}: done ({_fmt(time.time() - t0)} since start)", flush=True)
             if errors: raise errors[0] if isinstance(errors[0], SerevalError) else SerevalError(str(errors[0]))
-    t = time.time()
-    if not quiet: print(f'tables and figures  ->  {L.notebooks/REPORT_NOTEBOOK}', flush=True)
-    run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=str(out), paper=paper),
-                 cwd=out, kernel=kernel, progress=not quiet)
-    res = dict(out=out, tables=L.tables, figures=L.figures, paper=L.paper.out if paper else None,
-               notebooks=L.notebooks, backbones=done, seconds=time.time() - t0)
-    if not quiet:
-        print(f'tables and figures: done in {_fmt(time.time() - t)}')
-        print(f'\nfinished in {_fmt(res["seconds"])}' + (' (offline demo: SYNTHETIC corpora, weights-free backbones)' if demo else ''))
-        print(f'  tables:            {res["tables"]}')
-        print(f'  figures:           {res["figures"]}')
-        if paper: print(f"  paper's numbers:   {L.paper.tables}, {L.paper.figures}")
-        print(f'  executed notebooks: {L.notebooks}')
-    if splits > 1:
-        res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
-                                       threads, jobs, quiet, splits)
-    return res
 
 def _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel, threads, jobs, quiet,
                    splits: int) -> Path:

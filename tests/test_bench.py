@@ -61,3 +61,17 @@ def test_bench_seeds_prints_the_ratio_last(capsys):
     f = bench_seeds(k=2, n_frames=600, dim=8, min_frames=5, max_frames=10, threads=1)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"seed_cost_ratio={f['together_s'] / f['one_s']:.2f}" and f['k'] == 2
+
+
+def test_gpu_check_without_cuda_says_so_in_one_line_and_exits_0():
+    "`make gpu-check` runs `sereval bench gpu`; on a machine without CUDA that prints one line containing 'no CUDA', exit 0."
+    import re, subprocess, sys
+    from pathlib import Path
+    import torch
+    top = Path(__file__).resolve().parent.parent
+    assert re.search(r'^gpu-check:.*\n\t.*sereval bench gpu', (top / 'Makefile').read_text(), re.M)
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA: `make gpu-check` measures it')
+    r = subprocess.run([sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())', 'bench', 'gpu'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 1 and 'no CUDA' in r.stdout, r.stdout

@@ -118,8 +118,14 @@ def test_rerun_reuses_finished_steps(demo_run):
     corpora = _mtimes(Layout(out).demo_corpora, '*.wav')
     assert frames and runs and corpora
     t = time.time()
-    RP.reproduce(None, BACKBONES, out, config=CFG, demo_size=0.12, quiet=True)
+    import contextlib, io
+    from sereval.progress import read_events
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        RP.reproduce(None, BACKBONES, out, config=CFG, demo_size=0.12, quiet=True)
     second = time.time() - t
+    # quiet: no progress line on the terminal, though every backbone's steps were reported to its progress file
+    assert not [l for l in printed.getvalue().splitlines() if l.startswith(('  whisper-logmel: ', '  egemaps: '))]
+    assert all(any(m.startswith('training ') for _, m in read_events(out, s)) for s in ('whisperlogmel', 'egemaps'))
     assert _mtimes(L.embeddings, 'frames.f16') == frames, 'embeddings were recomputed'
     assert _mtimes(out, '*.pt') == runs, 'training runs were redone'
     assert _mtimes(Layout(out).demo_corpora, '*.wav') == corpora, 'demo corpora were rewritten'
