@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo quick test bench gpu-check check ffmpeg chromium slurm espeak docs readme
+.PHONY: setup demo quick test bench gpu-check check ffmpeg chromium slurm espeak speech docs readme
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,16 @@ espeak:
 	      || echo "note: espeak-ng could not be installed; the tiny.en transcription test skips"; \
 	  else echo "note: espeak-ng not found; the tiny.en transcription test skips"; fi; }
 
+# Real recorded speech for the tests (tests/test_real_speech.py skips without it): LibriVox utterances with their
+# transcripts (pocketsphinx-testdata) and 8 kHz speech (codec2-examples).
+SPEECH_PACKAGES := pocketsphinx-testdata codec2-examples
+speech:
+	@[ -d /usr/share/pocketsphinx/test/data/librivox ] && [ -d /usr/share/codec2/wav ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q $(SPEECH_PACKAGES) >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $(SPEECH_PACKAGES) >/dev/null)) \
+	      || echo "note: $(SPEECH_PACKAGES) could not be installed; the real-speech tests skip"; \
+	  else echo "note: $(SPEECH_PACKAGES) not found (root installs them); the real-speech tests skip"; fi; }
+
 demo: setup
 	$(BIN)/sereval reproduce
 
@@ -56,7 +66,7 @@ quick: setup check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2 --skip_file_re '$(SLOW_NOTEBOOKS)'
 	$(THREADS) $(BIN)/python -m pytest -q -m "not slow" tests
 
-test: setup ffmpeg chromium slurm espeak check
+test: setup ffmpeg chromium slurm espeak speech check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2
 	$(THREADS) $(BIN)/python -m pytest -q --durations=12 tests
 

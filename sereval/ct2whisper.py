@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_ct2whisper.ipynb #cd2a9ef5
 from __future__ import annotations
-import hashlib, mmap, re, struct
+import hashlib, mmap, os, re, shutil, struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,8 +14,9 @@ from .errors import SerevalError
 from .layout import atomic_write, write_json, write_text
 
 # %% auto #0
-__all__ = ['CT2_BINARY_VERSION', 'WHISPER_SPEC', 'CT2_DTYPES', 'CT2_FILES', 'is_ct2_folder', 'CT2Model', 'read_ct2',
-           'whisper_state_dict', 'file_sha256', 'ct2_to_whisper', 'write_ct2_whisper']
+__all__ = ['CT2_BINARY_VERSION', 'WHISPER_SPEC', 'CT2_DTYPES', 'CT2_FILES', 'CT2_PART', 'ct2_parts', 'is_ct2_folder', 'CT2Model',
+           'ct2_cache_dir', 'join_ct2_parts', 'ct2_model_file', 'read_ct2', 'whisper_state_dict', 'file_sha256',
+           'ct2_to_whisper', 'write_ct2_whisper']
 
 # %% ../nbs/05a_ct2whisper.ipynb #1e45207b
 CT2_BINARY_VERSION: int = 6
@@ -26,11 +27,22 @@ CT2_DTYPES: tuple[str, ...] = ('float32', 'int8', 'int16', 'int32', 'float16', '
 "NumPy names of CTranslate2's variable types, in type-id order (`bfloat16` is read as float32)."
 CT2_FILES: tuple[str, ...] = ('model.bin', 'config.json')
 "The files that make a folder a CTranslate2 model."
+CT2_PART = re.compile(r'^model\.bin\.part(\d+)$')
+"Names of the parts of a `model.bin` split into pieces (`model.bin.part1`, `model.bin.part2`, ...), joined in number order."
+
+def ct2_parts(*folders) -> list[Path]:
+    "The parts `model.bin.part1`, `model.bin.part2`, ... found in `folders`, in number order ([] when none); a missing or repeated number is an error."
+    found = sorted((int(m[1]), f) for d in folders for f in Path(d).expanduser().iterdir() if (m := CT2_PART.match(f.name)))
+    if [n for n, _ in found] != list(range(1, len(found) + 1)):
+        raise SerevalError(f"split CTranslate2 model in {', '.join(map(str, folders))}: parts {[f.name for _, f in found]}; "
+                           f"expected model.bin.part1 to model.bin.part{len(found)}, each once (a part is missing)")
+    return [f for _, f in found]
 
 def is_ct2_folder(path) -> bool:
-    "True when `path` is a folder holding a CTranslate2 model (`CT2_FILES`)."
+    "True when `path` is a folder holding a CTranslate2 model (`CT2_FILES`), its `model.bin` whole or split into parts (`CT2_PART`)."
     p = Path(path).expanduser()
-    return p.is_dir() and all((p / f).is_file() for f in CT2_FILES)
+    if not (p.is_dir() and (p / CT2_FILES[1]).is_file()): return False
+    return (p / CT2_FILES[0]).is_file() or any(CT2_PART.match(f.name) for f in p.iterdir())
 
 @dataclass
 class CT2Model:
@@ -40,6 +52,55 @@ class CT2Model:
     version: int
     variables: dict
     aliases: dict
+
+# %% ../nbs/05a_ct2whisper.ipynb #b2d35f02
+def ct2_cache_dir(cache=None) -> Path:
+    "The conversion cache: `cache` if given, else `SEREVAL_CT2_CACHE`, else `~/.cache/sereval/ct2`."
+    return Path(cache or os.environ.get('SEREVAL_CT2_CACHE') or '~/.cache/sereval/ct2').expanduser()
+
+def _parts_sha256(parts, chunk: int = 1 << 24) -> str:
+    "sha256 of the parts' bytes, in order (the sha256 of the file they join into)."
+    h = hashlib.sha256()
+    for p in parts:
+        with open(p, 'rb') as f:
+            while (b := f.read(chunk)): h.update(b)
+    return h.hexdigest()
+
+def join_ct2_parts(parts,            # the parts of one model.bin, in order (`ct2_parts`)
+                   cache=None,       # conversion cache (`ct2_cache_dir`)
+                   sha256: str = '', # the joined file's stated sha256 ('' = none stated)
+                   what: str = '',   # what the parts are, for messages (e.g. the packages holding them)
+                  ) -> Path:
+    "The CTranslate2 folder `<cache>/joined/<sha256>` holding the parts joined into `model.bin` (written once, atomically) and the other files of the parts' folders."
+    parts = [Path(p) for p in parts]
+    if not parts: raise SerevalError(f"no model.bin parts to join{f' ({what})' if what else ''}")
+    got = _parts_sha256(parts)
+    if sha256 and got != sha256:
+        sizes = ', '.join(f'{p.name}: {p.stat().st_size:,} bytes' for p in parts)
+        raise SerevalError(f"the parts of {what or 'the split model'} join into a file of sha256 {got}, not the stated "
+                           f"{sha256}: a part differs from the published one ({sizes}); reinstall the packages")
+    out = ct2_cache_dir(cache) / 'joined' / got
+    if not (out / CT2_FILES[0]).is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        for d in dict.fromkeys(p.parent for p in parts):           # config.json, vocabulary, tokenizer
+            for f in d.iterdir():
+                if f.is_file() and not CT2_PART.match(f.name) and not (out / f.name).exists():
+                    atomic_write(out / f.name, lambda t, f=f: shutil.copyfile(f, t))
+        def join(tmp):
+            with open(tmp, 'wb') as w:
+                for p in parts:
+                    with open(p, 'rb') as r: shutil.copyfileobj(r, w, 1 << 24)
+        atomic_write(out / CT2_FILES[0], join)
+    return out
+
+def ct2_model_file(path, cache=None) -> Path:
+    "The `model.bin` of a CTranslate2 folder (or the file itself); a split folder's parts are joined first (`join_ct2_parts`)."
+    p = Path(path).expanduser()
+    if not p.is_dir(): return p
+    if (p / CT2_FILES[0]).is_file(): return p / CT2_FILES[0]
+    parts = ct2_parts(p)
+    return join_ct2_parts(parts, cache, what=str(p)) / CT2_FILES[0] if parts else p / CT2_FILES[0]
+
 
 # %% ../nbs/05a_ct2whisper.ipynb #24ea1ca0
 def _bf16(raw: np.ndarray) -> np.ndarray:
@@ -61,9 +122,8 @@ def _dequantise(v: dict) -> dict:
     return out
 
 def read_ct2(path) -> CT2Model:
-    "The variables of a CTranslate2 `model.bin` (or of the folder holding it), quantised weights dequantised."
-    p = Path(path).expanduser()
-    if p.is_dir(): p = p / CT2_FILES[0]
+    "The variables of a CTranslate2 `model.bin` (or of the folder holding it, whole or split), quantised weights dequantised."
+    p = ct2_model_file(path)
     if not p.is_file(): raise SerevalError(f"no CTranslate2 model file {p}")
     with open(p, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as b:
         o = 0
@@ -160,7 +220,7 @@ def file_sha256(path, chunk: int = 1 << 24) -> str:
         while (b := f.read(chunk)): h.update(b)
     return h.hexdigest()
 
-def ct2_to_whisper(path,                # a CTranslate2 Whisper folder (or its model.bin)
+def ct2_to_whisper(path,                # a CTranslate2 Whisper folder, whole or split (or its model.bin)
                    dtype: str = 'float32',  # 'float32' or 'float16'
                    cache=None,          # folder of converted checkpoints, keyed by the sha256 of model.bin (None: in memory)
                   ) -> 'whisper.model.Whisper':
@@ -168,8 +228,7 @@ def ct2_to_whisper(path,                # a CTranslate2 Whisper folder (or its m
     import torch
     from whisper.model import ModelDimensions, Whisper
     if dtype not in ('float32', 'float16'): raise SerevalError(f"dtype {dtype!r}: 'float32' or 'float16'")
-    p = Path(path).expanduser()
-    bin_ = p / CT2_FILES[0] if p.is_dir() else p
+    bin_ = ct2_model_file(path, cache)
     ckpt = Path(cache).expanduser() / f'{file_sha256(bin_)}.pt' if cache is not None else None
     if ckpt is not None and ckpt.is_file():
         c = torch.load(ckpt, map_location='cpu', weights_only=True)

