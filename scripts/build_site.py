@@ -330,12 +330,50 @@ def _doc_link():
         return lambda s: None
 
 
+FOLD_LINES = 30   # a printout longer than this is folded (<details>), its first lines shown as its summary
+
+
+def _fold_printouts(nb) -> int:
+    "Long printed outputs (stdout) folded into <details>: the page stays readable, the whole printout one click away."
+    n = 0
+    for c in nb['cells']:
+        for k, o in enumerate(c.get('outputs', [])):
+            if o['output_type'] != 'stream' or o.get('name') != 'stdout': continue
+            text = ANSI.sub('', ''.join(o['text']))
+            lines = text.rstrip('\n').split('\n')
+            if len(lines) <= FOLD_LINES: continue
+            first = html.escape(next((l.strip() for l in lines if l.strip()), '')[:90])
+            body = (f'<details class="printout"><summary><code>{first}</code> … ({len(lines)} lines printed: click to show them)'
+                    f'</summary><pre><code>{html.escape(text)}</code></pre></details>')
+            c['outputs'][k] = {'output_type': 'display_data', 'metadata': {},
+                               'data': {'text/html': body, 'text/plain': text}}
+            n += 1
+    return n
+
+
+_CODE = re.compile(r'`[^`\n]*`')
+
+
+def unescape_table_code(md: str) -> str:
+    "`a \\| b` in a pipe table's cell shows its backslash under pandoc (Quarto's too): pandoc keeps a code span in one cell."
+    return '\n'.join(_CODE.sub(lambda m: m[0].replace('\\|', '|'), l) if l.lstrip().startswith('|') else l
+                     for l in md.split('\n'))
+
+
+def _tables(nb):
+    for c in nb['cells']:
+        if c['cell_type'] == 'markdown': c['source'] = unescape_table_code(''.join(c['source']))
+        for o in c.get('outputs', []):
+            md = o.get('data', {}).get('text/markdown')
+            if md is not None: o['data']['text/markdown'] = unescape_table_code(''.join(md))
+
+
 VIEW_VERSION = __import__('hashlib').sha1(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
 def reader_view() -> dict:
     "Apply the reader's view to every processed notebook in `_proc/`; counts of what it changed."
-    link, hidden, entries = _doc_link(), 0, 0
+    link, hidden, entries, folded = _doc_link(), 0, 0, 0
     for p in sorted(PROC.glob('*.ipynb')):
         nb = json.loads(p.read_text(encoding='utf-8'))
         if nb.get('metadata', {}).get('sereval_reader_view') == VIEW_VERSION: continue   # done before, nothing changed since
@@ -346,9 +384,10 @@ def reader_view() -> dict:
             mod = m[1] if m else None
         hidden += _hide_checks(nb)
         entries += _api_entries(nb, mod, link)
+        folded += _fold_printouts(nb); _tables(nb)
         nb.setdefault('metadata', {})['sereval_reader_view'] = VIEW_VERSION
         p.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
-    return dict(hidden=hidden, entries=entries)
+    return dict(hidden=hidden, entries=entries, folded=folded)
 
 
 # ---------------------------------------------------------------- step 2a: Quarto
@@ -540,7 +579,8 @@ def main(argv=None):
     t1 = time.time()
     print(f'nbdev processed the notebooks into {PROC.relative_to(TOP)}/ in {t1 - t0:.0f} s'
           + (f'; could not process: {", ".join(failed)}' if failed else '')
-          + f' (reader\'s view: {view["hidden"]} check cells hidden, {view["entries"]} API entries with parameter tables)')
+          + f' (reader\'s view: {view["hidden"]} check cells hidden, {view["entries"]} API entries with parameter tables, '
+          f'{view["folded"]} long printouts folded)')
     if shutil.which('quarto') and not a.pandoc and not failed:
         render_quarto()
         print(f'site: Quarto build into {DOCS.relative_to(TOP)}/ in {time.time() - t1:.0f} s')
