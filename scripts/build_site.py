@@ -118,6 +118,8 @@ def _is_check(node) -> bool:
         return bool(CHECK_CALLS.match(name) or CLEANUP_CALLS.match(full))
     if isinstance(node, (ast.For, ast.While, ast.With, ast.If)):
         return all(_is_check(n) for n in node.body + getattr(node, 'orelse', []))
+    if isinstance(node, ast.Try):      # `try: test_fail(...) finally: restore`, `try: f() except E as e: test_eq(e...)`
+        return all(map(_is_check, node.body)) or bool(node.handlers) and all(_is_check(n) for h in node.handlers for n in h.body)
     return False
 
 
@@ -368,6 +370,30 @@ def _tables(nb):
             if md is not None: o['data']['text/markdown'] = unescape_table_code(''.join(md))
 
 
+def _auto_id(text: str) -> str:
+    "The identifier pandoc gives a heading (its auto_identifiers rule, enough for plain headings)."
+    t = re.sub(r'[`*_]{1,2}(?=\S)|(?<=\S)[`*_]{1,2}', '', text).lower()
+    t = re.sub(r'[^\w\s.-]', '', t).strip()
+    return re.sub(r'^[^a-z]+', '', re.sub(r'\s+', '-', t))
+
+
+def _free_api_anchors(nb) -> int:
+    """A section heading whose identifier is an API entry's (`## Status` and `### status`) gets another one, so that the
+    doc links nbdev writes (`executors.html#status`) land on the entry, not on the section."""
+    api = {_auto_id(m[1]) for c in nb['cells'] for o in c.get('outputs', [])
+           for m in re.finditer(r'^#{2,4} (\S+)[ \t]*$', ''.join(o.get('data', {}).get('text/markdown', '')), re.M)}
+    n = 0
+    for c in nb['cells']:
+        if c['cell_type'] != 'markdown': continue
+        def fix(m):
+            nonlocal n
+            if '{#' in m[0] or _auto_id(m[2]) not in api: return m[0]
+            n += 1; return f'{m[1]} {m[2]} {{#{_auto_id(m[2])}-section}}'
+        parts = re.split(r'(^```.*?^```)', ''.join(c['source']), flags=re.M | re.S)   # not inside code blocks
+        c['source'] = ''.join(p if i % 2 else re.sub(r'^(#{1,6}) (.+?)[ \t]*$', fix, p, flags=re.M) for i, p in enumerate(parts))
+    return n
+
+
 VIEW_VERSION = __import__('hashlib').sha1(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
@@ -384,7 +410,7 @@ def reader_view() -> dict:
             mod = m[1] if m else None
         hidden += _hide_checks(nb)
         entries += _api_entries(nb, mod, link)
-        folded += _fold_printouts(nb); _tables(nb)
+        folded += _fold_printouts(nb); _tables(nb); _free_api_anchors(nb)
         nb.setdefault('metadata', {})['sereval_reader_view'] = VIEW_VERSION
         p.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
     return dict(hidden=hidden, entries=entries, folded=folded)

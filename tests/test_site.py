@@ -357,6 +357,8 @@ def test_reader_view_of_cells_and_api_entries():
     assert not hide and shown == 'x = f(1)\nw.commit()\nfor a in x:\n    y = a\nprint(x)', shown
     assert B.reader_source('#| eval: true\ntest_eq(1, 1)\nshutil.rmtree(tmp)') == ('#| eval: true\ntest_eq(1, 1)\nshutil.rmtree(tmp)', True)
     assert B.reader_source('print(1)') == ('print(1)', False)
+    shown, _ = B.reader_source('x = 1\ntry: f(x)\nexcept OSError as e: test_eq(e.errno, 28)\ntry: test_fail(g)\nfinally: x = 0\nprint(x)')
+    assert shown == 'x = 1\nprint(x)', shown
     def f(a: int,            # the first, see [`g`](g.html)
           b=None, c: str | None = None): "Doc."
     md = '### f\n\n```python\n\ndef f(\n    a:int, # the first\n    b:NoneType=None\n)\n\n```\n\n*Doc.*'
@@ -364,6 +366,10 @@ def test_reader_view_of_cells_and_api_entries():
     assert 'NoneType' not in out and 'f(a: int, b=None, c: str | None = None)' in out, out
     assert out.count('<table class="params">') == 1 and '<a href="g.html"><code>g</code></a>' in out, out
     assert B.api_entry(f, 'f', out, lambda s: None).count('<table class="params">') == 1     # built twice: one table
+    nb = {'cells': [{'cell_type': 'markdown', 'source': '## Status\n\n```sh\n# status\n```'},
+                    {'cell_type': 'code', 'source': 'show_doc(status)', 'outputs': [{'data': {'text/markdown': '### status\n'}}]}]}
+    B._free_api_anchors(nb)                                      # the doc link status.html#status lands on the entry
+    assert nb['cells'][0]['source'] == '## Status {#status-section}\n\n```sh\n# status\n```', nb['cells'][0]['source']
 
 
 # ---------------------------------------------------------------- what a reader sees (slow)
