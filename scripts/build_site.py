@@ -270,11 +270,13 @@ def api_entry(sym, name: str, md: str, link) -> str:
     sig = f'{fence}python\n{_signature(shown, params, ret)}\n{fence}\n'
     out = md[:m.start()] + sig + md[m.end():].rstrip()
     if params:
-        rows = ''.join(f'<tr><td><code>{html.escape(n)}</code></td><td>{f"<code>{html.escape(t)}</code>" if t else ""}</td>'
-                       f'<td>{f"<code>{html.escape(d)}</code>" if d else ""}</td><td>{_inline(doc, link)}</td></tr>'
-                       for n, t, d, doc in params)
-        out += ('\n\n<table class="params"><thead><tr><th>Parameter</th><th>Type</th><th>Default</th><th>Details</th></tr>'
-                f'</thead><tbody>{rows}</tbody></table>\n')
+        cols = [k for k, head in enumerate(('Type', 'Default', 'Details'), 1) if any(p[k] for p in params)]   # no empty column
+        cell = {1: lambda t: f'<code>{html.escape(t)}</code>' if t else '', 2: lambda d: f'<code>{html.escape(d)}</code>' if d else '',
+                3: lambda doc: _inline(doc, link)}
+        heads = ''.join(f'<th>{("Type", "Default", "Details")[k - 1]}</th>' for k in cols)
+        rows = ''.join(f'<tr><td><code>{html.escape(p[0])}</code></td>' + ''.join(f'<td>{cell[k](p[k])}</td>' for k in cols) + '</tr>'
+                       for p in params)
+        out += f'\n\n<table class="params"><thead><tr><th>Parameter</th>{heads}</tr></thead><tbody>{rows}</tbody></table>\n'
     return out
 
 
