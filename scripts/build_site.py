@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Build the documentation site into settings.ini's `doc_path` (`_docs/`, `index.html` at its top).
 
-1. nbdev processes the notebooks into `_proc/` (`proc_nbs`: show_doc sections, doc links, front matter).
+1. nbdev processes the notebooks into `_proc/` (`proc_nbs`: show_doc sections, doc links, front matter); then the
+   reader's view is applied to `_proc/` (never to nbs/): cells that only check or clean up hidden (nbdev_test still
+   runs them), API entries with a parameter table and types as written, in source order, long printouts folded.
+   nbdev's warnings go to `_site_build.log`, counted in one line.
 2. With `quarto` on PATH, Quarto renders `_proc/` with `_quarto.yml` (the publishing build, as in CI).
    Otherwise pandoc (bundled by the `pypandoc_binary` wheel) renders the same processed notebooks, with the
    sidebar, page titles and page names read from `_quarto.yml`, so both builds have the same pages.
@@ -607,7 +610,7 @@ def main(argv=None):
     t1 = time.time()
     print(f'nbdev processed the notebooks into {PROC.relative_to(TOP)}/ in {t1 - t0:.0f} s'
           + (f'; could not process: {", ".join(failed)}' if failed else '')
-          + f' (reader\'s view: {view["hidden"]} check cells hidden, {view["entries"]} API entries with parameter tables, '
+          + f' (reader\'s view, notebooks processed now: {view["hidden"]} check cells hidden, {view["entries"]} API entries with parameter tables, '
           f'{view["folded"]} long printouts folded)')
     if shutil.which('quarto') and not a.pandoc and not failed:
         render_quarto()
