@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # The CPU wheel of torch that this project is tested with. On a GPU machine: make setup TORCH='torch'
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo quick test bench gpu-check check ffmpeg chromium slurm espeak speech docs readme
+.PHONY: setup demo quick test bench gpu-check check ffmpeg chromium slurm espeak speech docs serve readme
 
 setup: $(VENV)/.installed
 
@@ -90,6 +90,14 @@ readme: setup
 # renders the same pages with the sidebar and titles of _quarto.yml (scripts/build_site.py says which build it did).
 docs: setup
 	$(THREADS) $(BIN)/python scripts/build_site.py
+
+# Preview the built site (make docs first) at http://127.0.0.1:$(PORT)/ ; Ctrl-C stops it.
+PORT ?= 8000
+serve:
+	@test -f _docs/index.html || { echo "no site in _docs/: run make docs first"; exit 1; }
+	@echo "serving _docs/ at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory _docs
+docs-serve: serve
 
 # Slurm and munge for the real single-node cluster of tests/test_slurm.py (it skips without them or without root).
 slurm:
