@@ -117,5 +117,5 @@ def findings(out=None, include_paper: bool = True) -> str:
 
 def write_findings(out, include_paper: bool = True) -> Path:
     "`findings` written to `<out>/findings.md`."
-    return write_text(Path(out)/'findings.md', findings(out, include_paper))
+    return write_text(Layout(out).findings, findings(out, include_paper))
 

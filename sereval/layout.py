@@ -192,6 +192,10 @@ class Layout:
     def protocol(self, name: str) -> 'Layout':
         "Layout of the in-domain heads trained under split protocol `name` beside the run's own (`<out>/protocols/<name>`)."
         return Layout(self.out/'protocols'/name)
+    @property
+    def findings(self) -> Path:
+        "The findings page of the run (`sereval report`, see `sereval.findings`): sentences with their numbers and tests."
+        return self.out/'findings.md'
     def sweep(self, backbone: str) -> Path:
         "Folder of a layer sweep of `backbone` (`sereval sweep`, see `sereval.layersweep`): its results, weights and figure."
         return self.out/'layers'/backbone

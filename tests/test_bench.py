@@ -10,7 +10,7 @@ from sereval.errors import SerevalError
 
 
 def test_every_benchmark_takes_keywords_with_defaults():
-    assert sorted(BENCHES) == ['extract', 'layers', 'seeds', 'store', 'train']
+    assert sorted(BENCHES) == ['extract', 'gpu', 'layers', 'seeds', 'store', 'train']
     for name, fn in BENCHES.items():
         params = inspect.signature(fn).parameters.values()
         assert all(p.default is not inspect.Parameter.empty for p in params), f'bench {name}: every argument needs a default'

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+from sereval.progress import progress_file
 
 from sereval.errors import SerevalError
 from sereval.layout import Layout, read_record
@@ -60,7 +61,7 @@ def test_every_file_is_complete_and_in_the_layout(tiny):
     L, s = Layout(out), run.record.slug
     top = {p.name for p in out.iterdir()}
     named = {p.relative_to(out).parts[0] for p in (L.manifests, L.embeddings, L.runs(s), L.results(s), L.matrix('x', s),
-                                                  L.tables, L.figures)}
+                                                  L.tables, L.figures, L.findings, progress_file(out, s))}
     assert top <= named | {'demo_corpora'}, top - named
     assert set(read_matrices(out)) == {s}
 

@@ -46,7 +46,7 @@ def test_speaker_split_and_fallback():
     assert used == 'speaker' and np.array_equal(held, m)
     assert make_split(pd.DataFrame({'speaker': ['x'] * 5}), 'speaker')[1] == 'random'
     with pytest.raises(SerevalError, match='unknown protocol'): make_split(pd.DataFrame({'speaker': spk}), 'leave-one-out')
-    assert PROTOCOLS == ('random', 'speaker')
+    assert PROTOCOLS == ('random', 'speaker', 'emobox')
 
 
 def test_rule_text_follows_eps():
