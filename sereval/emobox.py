@@ -302,7 +302,7 @@ def match_paths(paths: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
     """Position in `paths` (clips of a manifest or store, absolute or relative) of each of `wanted` (EmoBox relpaths),
     -1 where none: the longest trailing run of folders and file name that names one clip only (so a native layout
     with other top folders still matches), then the same with the file's suffix ignored (MELD's .mp4 as .wav) and with
-    its last folder joined to its name (`_variants`); an ambiguous name matches nothing."""
+    its last folder joined to its name; an ambiguous name matches nothing."""
     parts = [_parts(p) for p in paths]
     depth = max((len(p) for p in parts), default=0)
     by_suffix: dict[tuple, list[int]] = {}
