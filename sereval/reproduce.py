@@ -135,6 +135,8 @@ def reproduce(data_root=None,                           # corpora root; None: th
     from sereval.protocol import resolve_clusters
     for b in backbones or []: check_backbone(b)     # an unknown backbone stops here, before the output folder is made
     resolve_clusters(clusters, data_root)           # so does a bad --clusters
+    from sereval.protocol import CLUSTERINGS
+    if clusters not in CLUSTERINGS: clusters = str(Path(clusters).expanduser().resolve())   # the notebooks run in `out`
     from sereval.errors import check_positive   # bad numbers stop here, before the output folder is made
     check_positive('--demo-size', demo_size)
     for k, v in dict(threads=threads, jobs=jobs, splits=splits).items(): v is None or check_positive(f'--{k}', v, whole=True)
