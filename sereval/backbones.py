@@ -23,7 +23,7 @@ __all__ = ['FRAME_RATE', 'HOP', 'PAPER_BATCH', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', '
            'layer_indices', 'canonical_name', 'backbone_slug', 'packaged_folder', 'resolve', 'pick_device',
            'single_thread', 'paper_frames', 'Encoder', 'deferred_interrupt', 'LogMelEncoder', 'egemaps_unit',
            'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict',
-           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table']
+           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table', 'check_backbone']
 
 # %% ../nbs/05_backbones.ipynb #dba9d7ef
 FRAME_RATE: int = 50
@@ -717,3 +717,24 @@ def backbone_table() -> 'pd.DataFrame':
     for c in ('parameters_m', 'encoder_parameters_m', 'feature_dim', 'frame_rate_hz', 'sample_rate'):
         df[c] = df[c].astype('Int64')
     return df
+
+# %% ../nbs/05_backbones.ipynb #3f428511
+import functools
+
+@functools.lru_cache(maxsize=None)
+def check_backbone(name: str) -> str:
+    "Registry name of backbone `name` once it is known to be loadable in principle (see above); a `SerevalError` saying why not otherwise."
+    key, spec = resolve(name)
+    base = split_layers(name)[0]
+    if _registered(base) or _local_copy(base) or spec.kind != 'hf': return key
+    src = spec.source
+    if src.startswith(('/', './', '../', '~')) and not Path(src).expanduser().exists():
+        raise SerevalError(f"backbone {name!r}: no file or folder {src!r}")
+    if not base.startswith('hf:') and '/' not in src and not Path(src).is_dir():
+        raise SerevalError(f"unknown backbone {name!r}: no registered name ('sereval backbones' lists them), openai-whisper "
+                           f"model or folder; a hub id is 'owner/model' (or 'hf:{base}')")
+    import transformers as T
+    try: T.AutoConfig.from_pretrained(src, local_files_only=True)       # the cache or a folder: no network
+    except Exception: _hf_load(T.AutoConfig.from_pretrained, src, 'the model config')
+    return key
+

@@ -14,8 +14,9 @@ from .errors import SerevalError
 
 # %% auto #0
 __all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'EMOBOX', 'THREADS', 'SEED_MAX',
-           'CLUSTERS_OPTION', 'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list', 'key_value', 'Arg', 'arg',
-           'OneOf', 'positive', 'options_from', 'seed_list', 'SEEDS', 'Command', 'command_parser', 'validate', 'main']
+           'CLUSTERS_OPTION', 'RETRAIN', 'SPLITS', 'BACKBONE_LISTING', 'CORPUS_LISTING', 'COMMANDS', 'comma_list',
+           'key_value', 'Arg', 'arg', 'OneOf', 'positive', 'options_from', 'seed_list', 'SEEDS', 'Command',
+           'command_parser', 'validate', 'main']
 
 # %% ../nbs/99_cli.ipynb #2e0de4c8
 def comma_list(text: str) -> list[str]:
@@ -261,10 +262,14 @@ CLUSTERS_OPTION = arg('--clusters', default='paper', metavar='paper|extended|FIL
                       help="out-of-domain clusters: the paper's (default; or the data root's own), 'extended' (the corpora "
                            "beyond the paper's placed by their label sets), or a JSON file {name: [corpus, ...]}")
 
+RETRAIN = arg('--retrain', action='store_true', help='train every head again, even where a finished run exists')
+SPLITS = arg('--splits', type=positive(int), metavar='N', default=1,
+             help="in-domain splits: 1, the paper's one split (default), or N repeated splits (split seeds --seed, --seed+1, ...; "
+                  "each with the run's seeds; split and seed spreads in tables/splits.csv)")
+
 def _train_args():
     return [BACKBONE, DATA_ROOT.but(required=True), OUT, CORPORA, FOLDER, CLUSTERS_OPTION, EMOBOX,
-            *_training(), SEEDS('--seed alone'), *_adjustment(), DEVICE, THREADS,
-            arg('--retrain', action='store_true', help='train again even where a finished run exists'), QUIET_PROGRESS]
+            *_training(), SEEDS('--seed alone'), *_adjustment(), DEVICE, THREADS, RETRAIN, SPLITS, QUIET_PROGRESS]
 
 def _train(a):
     from sereval.benchmark import summarize
@@ -273,6 +278,7 @@ def _train(a):
     if a.threads:
         import torch
         torch.set_num_threads(a.threads)
+    if a.splits > 1 and a.emobox: raise SerevalError('--splits repeats the random or speaker split; not with --emobox (EmoBox gives its folds)')
     run = run_backbone(a.backbone, a.data_root, a.out, corpora=a.corpora, config=_config(a), protocol=a.protocol,
                        rule=a.rule, device=a.device, folders=dict(a.folder), retrain=a.retrain, progress=a.progress,
                        seeds=a.seeds, clusters=a.clusters, emobox=a.emobox)
@@ -284,6 +290,11 @@ def _train(a):
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
     print(f"wrote {L.results(slug)}, {L.matrix('<metric>', slug)} and the run record {L.record(slug)}")
+    if a.splits > 1:
+        from sereval.reproduce import split_runs
+        split_runs(a.out, a.splits, _config(a), lambda sub, c: run_backbone(
+            a.backbone, a.data_root, sub, corpora=a.corpora, config=c, protocol=a.protocol, rule=a.rule, device=a.device,
+            folders=dict(a.folder), retrain=a.retrain, progress=False, seeds=a.seeds, clusters=a.clusters), not a.progress)
 
 # %% ../nbs/99_cli.ipynb #216c0766
 def _report_args():
@@ -291,9 +302,7 @@ def _report_args():
     from sereval.metrics import HEADLINE
     return [OUT, arg('--metric', choices=METRICS, default=HEADLINE, help='metric of the figures'),
             arg('--no-paper', dest='paper', action='store_false', help="skip the paper's tables and figures"),
-            arg('--headline-rule', choices=_rules(), default=None,
-                help="rule of the headline figures and rankings (default: the run's --rule, the paper's unless changed); "
-                     "Table 3 shows every rule and says which read the test labels"),
+            _headline_rule(),
             arg('--blocks', choices=('corpora', 'cells'), default='corpora',
                 help="unit of the rankings: corpora (Demšar 2006) or every (train, test) cell (correlated; the old ranking)"),
             arg('--posthoc', choices=('wilcoxon-holm', 'nemenyi'), default='wilcoxon-holm', help='pairwise test of the rankings')]
@@ -301,6 +310,12 @@ def _report_args():
 def _rules():
     from sereval.protocol import RULES
     return RULES
+
+def _headline_rule() -> Arg:
+    "`--headline-rule` of `report` and `reproduce`."
+    return arg('--headline-rule', choices=_rules(), default=None,
+               help="rule of the headline figures and rankings (default: the run's --rule, the paper's unless changed); "
+                    "Table 3 shows every rule and says which read the test labels")
 
 def _report(a):
     from sereval.report import render_report
@@ -336,10 +351,7 @@ def _reproduce_args():
             arg('--threads', type=positive(int), metavar='N', help=f"torch CPU threads per backbone (default: the demo's {demo.threads}, else torch's choice)"),
             arg('--jobs', type=positive(int), metavar='N', help=f"backbones run at once, one kernel each (default: the demo's {demo.jobs}, else 1)"),
             arg('--kernel', default='python3', help='jupyter kernel of the notebooks'),
-            arg('--splits', type=positive(int), metavar='N', default=1,
-                help="in-domain splits: 1, the paper's one split (default), or N repeated splits (split seeds --seed, --seed+1, ...; "
-                     "each with the run's seeds; split and seed spreads in tables/splits.csv)"),
-            QUIET_PROGRESS, *_cluster_args()]
+            SPLITS, CLUSTERS_OPTION, RETRAIN, _headline_rule(), QUIET_PROGRESS, *_cluster_args()]
 
 def _reproduce(a):
     if a.emobox and (a.executor != 'inprocess' or a.dry_run):
@@ -355,7 +367,7 @@ def _reproduce(a):
     reproduce(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, base) if given else None, seeds=a.seeds,
               protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
               paper=a.paper, kernel=a.kernel, threads=a.threads, jobs=a.jobs, quiet=not a.progress, leakage=a.leakage,
-              emobox=a.emobox, splits=a.splits)
+              emobox=a.emobox, splits=a.splits, clusters=a.clusters, retrain=a.retrain, headline_rule=a.headline_rule)
 
 # %% ../nbs/99_cli.ipynb #c1a5e0b3
 def _cluster_args():
@@ -377,7 +389,8 @@ def _reproduce_jobs(a):
     run_jobs(a.data_root, a.backbones, a.out, a.corpora, config=_config(a, default_config(a.data_root)) if given else None,
              protocol=a.protocol, rule=a.rule, device=a.device, demo_size=a.demo_size, demo_seed=a.demo_seed,
              paper=a.paper, kernel=a.kernel, threads=a.threads, executor=a.executor, resources=resources, wait=a.wait,
-             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress, seeds=a.seeds, leakage=a.leakage)
+             dry_run=a.dry_run, rates=a.rates, quiet=not a.progress, seeds=a.seeds, leakage=a.leakage, clusters=a.clusters,
+             retrain=a.retrain, headline_rule=a.headline_rule)
 
 def _status_args():
     return [OUT, arg('--all', dest='all_jobs', action='store_true', help='list the jobs that are done too')]
@@ -460,7 +473,7 @@ COMMANDS['bench gpu'] = Command('a CUDA GPU: extraction, training, peak memory, 
 def _sweep_args():
     return [BACKBONE.but(help="a backbone whose stores hold several layers, as embedded (e.g. 'whisper-tiny.en@all')"),
             OUT, CORPORA, DATA_ROOT.but(help="corpora root whose description defines the out-of-domain clusters (default: the paper's clusters)"),
-            *_training(), _adjustment()[1].but(help='logit adjustment of the out-of-domain scores'),
+            CLUSTERS_OPTION, *_training(), _adjustment()[1].but(help='logit adjustment of the out-of-domain scores'),
             arg('--normalize', action='store_true', help="layer-normalise each layer before the learned mix (SUPERB's option)"),
             DEVICE, THREADS, QUIET_PROGRESS]
 
@@ -470,14 +483,14 @@ def _sweep(a):
     from sereval.backbones import backbone_slug
     from sereval.layersweep import layer_sweep, plot_layer_sweep, sweep_summary
     from sereval.layout import Layout
-    from sereval.protocol import load_clusters
+    from sereval.protocol import resolve_clusters
     from sereval.report import save_figure
     if a.threads:
         import torch
         torch.set_num_threads(a.threads)
     L = Layout(a.out)
     folder = L.sweep(backbone_slug(a.backbone))
-    res, w = layer_sweep(L.embeddings, a.backbone, a.corpora, load_clusters(a.data_root), _config(a), a.rule, a.normalize,
+    res, w = layer_sweep(L.embeddings, a.backbone, a.corpora, resolve_clusters(a.clusters, a.data_root), _config(a), a.rule, a.normalize,
                          device=a.device, out_dir=folder, progress=a.progress)
     print(sweep_summary(res).to_string(float_format=lambda x: f'{x:.3f}'))
     fig = plot_layer_sweep(res, w)
@@ -516,7 +529,8 @@ _MEM = re.compile(r'\d+[KMGT]?', re.I)
 
 def validate(a: argparse.Namespace) -> None:
     """Check the options that argparse's types cannot before any work or write starts (a `SerevalError` naming the first
-    bad one): a device torch can name, Slurm's memory, time, CPUs, GPUs and jobs, a training setup in range."""
+    bad one): a device torch can name, Slurm's memory, time, CPUs, GPUs and jobs, a training setup in range, known
+    backbones (`backbones.check_backbone`) and clusters (`protocol.resolve_clusters`)."""
     d = getattr(a, 'device', None)
     if d is not None and not _DEVICE.fullmatch(str(d)):
         raise SerevalError(f"--device {d!r}: expected cpu, cuda, cuda:N or mps")
@@ -530,8 +544,15 @@ def validate(a: argparse.Namespace) -> None:
     from sereval.protocol import TrainConfig
     if any(getattr(a, f.name, None) is not None for f in fields(TrainConfig)):
         _config(a)                                   # TrainConfig checks every setting's range
+    root = getattr(a, 'data_root', None) or getattr(a, 'root', None)
+    if getattr(a, 'clusters', None) is not None:
+        from sereval.protocol import resolve_clusters
+        resolve_clusters(a.clusters, root)             # 'paper', 'extended' or a readable JSON file of clusters
+    names = [getattr(a, 'backbone', None), *(getattr(a, 'backbones', None) or [])]
+    if any(names):
+        from sereval.backbones import check_backbone
+        for b in filter(None, names): check_backbone(b)   # an unknown backbone fails here, not after the scan
     for k, folder in getattr(a, 'folder', None) or []:
-        root = getattr(a, 'data_root', None) or getattr(a, 'root', None)
         p = Path(folder) if Path(folder).is_absolute() or root is None else Path(root) / folder
         if not p.is_dir(): raise SerevalError(f"--folder {k}={folder}: {p} {'is not a folder' if p.exists() else 'does not exist'}")
 

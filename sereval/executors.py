@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 import submitit
 
 from .errors import SerevalError
-from .jobs import (KINDS, Grid, Job, estimate, is_done, job_log_path, job_state_path, leakage_note, plan, plan_summary,
-                          prepare_grid, read_grid, read_rates, run_job)
+from .jobs import (KINDS, Grid, Job, estimate, forget_training, is_done, job_log_path, job_state_path, leakage_note,
+                          plan, plan_summary, prepare_grid, read_grid, read_rates, run_job)
 from .layout import Layout, read_json, write_json
 from .pipeline import DEMO
 from .protocol import PROTOCOLS, TrainConfig
@@ -287,7 +287,7 @@ def _execute(grid, executor, resources, todo, live, wait, poll, quiet):
 
 # %% ../nbs/14b_executors.ipynb #34e3e214
 def _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed, paper, kernel,
-             threads, quiet, seeds, leakage, rates):
+             threads, quiet, seeds, leakage, rates, clusters='paper', headline_rule=None):
     """The plan table of `run_jobs(dry_run=True)`, made in a temporary folder: a dry run writes nothing under `out`
     (the demo corpora already there are read, not rewritten)."""
     import tempfile
@@ -301,7 +301,8 @@ def _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device,
         if data_root is None and same:        # the same finished demo: read it (a different one is made in the temporary folder)
             (tmp/'demo_corpora').symlink_to(have.resolve(), target_is_directory=True)
         grid = prepare_grid(data_root, backbones, tmp, corpora, config, protocol, rule, device, demo_size, demo_seed,
-                            paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage)
+                            paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage, clusters=clusters,
+                            headline_rule=headline_rule)
         table = estimate(plan(grid), grid, read_rates(rates))
         if not quiet:
             print(table.drop(columns=['kind']).to_string(index=False))
@@ -329,11 +330,16 @@ def run_jobs(data_root=None,                           # corpora root; None: the
              poll: float = 10.0,                       # seconds between two looks at Slurm's queue
              quiet: bool = False,
              seeds: Sequence[int] | None = None,       # seeds of the heads (default: the demo's `DEMO.seeds`, or `[config.seed]`)
-             leakage: bool = True):                    # also the leakage report's speaker-split heads (random protocol only)
+             leakage: bool = True,                     # also the leakage report's speaker-split heads (random protocol only)
+             clusters: str = 'paper',                  # out-of-domain clusters: 'paper', 'extended' or a JSON file (`protocol.resolve_clusters`)
+             retrain: bool = False,                    # train every head again (`jobs.forget_training`), even where finished
+             headline_rule: str | None = None):        # rule of the report's headline figures and rankings (None: `rule`)
     "Run the benchmark as jobs with `executor` (or only plan it): the status table, or the plan table of a dry run."
     if executor not in EXECUTORS: raise SerevalError(f'unknown executor {executor!r}; expected one of {EXECUTORS}')
     if dry_run: return _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed,
-                                paper, kernel, threads, quiet, seeds, leakage, rates)
+                                paper, kernel, threads, quiet, seeds, leakage, rates, clusters, headline_rule)
     grid = prepare_grid(data_root, backbones, out, corpora, config, protocol, rule, device, demo_size, demo_seed,
-                        paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage)
+                        paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage, clusters=clusters,
+                        headline_rule=headline_rule)
+    if retrain: forget_training(grid)
     return execute(grid, executor, resources, wait, poll, quiet)

@@ -17,7 +17,7 @@ from .errors import SerevalError
 from .layout import Layout, write_text
 from .metrics import HEADLINE
 from .protocol import CLUSTERS
-from .results import backbone_labels, id_ood, read_matrices, run_clusters, run_records
+from .results import backbone_labels, id_ood, read_matrices, run_clusters, run_records, training_differences
 from .uncertainty import ROPE, VIEWS, bayesian_signed_rank, friedman_test, rankings
 
 # %% auto #0
@@ -109,6 +109,7 @@ def findings(out=None, include_paper: bool = True) -> str:
         mats = read_matrices(out, HEADLINE)
         rule = ', '.join(dict.fromkeys(r.rule for r in records.values()))
         lines += [f'## This run (macro F1, rule {rule})', '']
+        lines += [f'- This run: NOT TRAINED ALIKE, compared anyway: {l}.' for l in training_differences(records, labels)]
         lines += [f'- {s}' for s in ranking_findings(mats, labels, 'This run')]
         try: lines += [f'- {s}' for s in collapse_findings(mats, D.run_flags(out), run_clusters(records.values()), labels, 'This run')]
         except SerevalError as e: lines.append(f'- This run: no collapse check ({e}).')

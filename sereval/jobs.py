@@ -19,8 +19,8 @@ if TYPE_CHECKING: import pandas as pd
 
 # %% auto #0
 __all__ = ['KINDS', 'DEFAULT_RATES', 'FIXED_SECONDS', 'Grid', 'read_grid', 'prepare_grid', 'Job', 'plan', 'leakage_note',
-           'is_done', 'job_state_path', 'job_log_path', 'run_job', 'read_rates', 'corpus_seconds', 'estimate',
-           'plan_summary']
+           'forget_training', 'is_done', 'job_state_path', 'job_log_path', 'run_job', 'read_rates', 'corpus_seconds',
+           'estimate', 'plan_summary']
 
 # %% ../nbs/14a_jobs.ipynb #cd205c21
 KINDS: tuple[str, ...] = ('extract', 'train', 'leakage', 'finish', 'report')
@@ -47,6 +47,7 @@ class Grid:
     train_seeds: tuple[int, ...] = ()       # seeds of the heads (empty: the training setup's seed)
     leakage: bool = True                    # also the speaker-split heads of the leakage report (random protocol only)
     unmeasurable: dict = field(default_factory=dict)   # corpus -> why it cannot be split by speaker (no leakage job)
+    headline_rule: str | None = None        # rule of the report's headline figures and rankings (None: `rule`)
 
     @property
     def config(self) -> TrainConfig:
@@ -89,6 +90,8 @@ def prepare_grid(data_root=None,                          # corpora root; None: 
                  folders: Mapping[str, str] | None = None, quiet: bool = False,
                  seeds: Sequence[int] | None = None,      # seeds of the heads (default: the demo's `DEMO.seeds`, or `[config.seed]`)
                  leakage: bool = True,                    # also the leakage report's speaker-split heads (random protocol only)
+                 clusters: str = 'paper',                 # out-of-domain clusters: 'paper', 'extended' or a JSON file (`protocol.resolve_clusters`)
+                 headline_rule: str | None = None,        # rule of the report's headline figures and rankings (None: `rule`)
                 ) -> Grid:
     "Scan the corpora and write the grid of a run into `<out>/jobs/grid.json`."
     check_choices(protocol, rule)
@@ -105,7 +108,7 @@ def prepare_grid(data_root=None,                          # corpora root; None: 
         backbones = list(backbones or PAPER_BACKBONES)
     slugs = [backbone_slug(b) for b in backbones]
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
-    manifest, skipped, clusters = scan_step(root, out, corpora=corpora, folders=folders)
+    manifest, skipped, clusters = scan_step(root, out, corpora=corpora, folders=folders, clusters=clusters)
     if not len(manifest): raise SerevalError(f'no clip found under {root}')
     clips = manifest.groupby('corpus').size()
     from sereval.diagnostics import no_speakers
@@ -115,7 +118,7 @@ def prepare_grid(data_root=None,                          # corpora root; None: 
                 train=config.to_dict(), protocol=protocol, rule=rule, device=device, threads=threads, paper=paper,
                 kernel=kernel, files_skipped=int(len(skipped)), demo=demo,
                 train_seeds=tuple(int(s) for s in (seeds or (DEMO.seeds if demo else [config.seed]))),
-                leakage=bool(leakage), unmeasurable=unmeasurable)
+                leakage=bool(leakage), unmeasurable=unmeasurable, headline_rule=headline_rule)
     write_json(Layout(out).jobs/'grid.json', grid.to_dict())
     return grid
 
@@ -169,6 +172,19 @@ def _partners(grid: Grid, corpus: str) -> list[str]:
 def _speaker_layout(grid: Grid) -> Layout:
     from sereval.diagnostics import SPEAKER_PROTOCOL
     return Layout(grid.out).protocol(SPEAKER_PROTOCOL)
+
+def forget_training(grid: Grid) -> list[Path]:
+    """`--retrain` for a grid: delete the run state of every head of its backbones (the run's and the leakage report's)
+    and their run records, so every `train`, `leakage`, `finish` and `report` job is pending and runs again (a rerun
+    without `--retrain` then continues where this one stopped); returns the files deleted."""
+    gone = []
+    for b in grid.backbones:
+        if (r := Layout(grid.out).record(backbone_slug(b))).exists(): r.unlink(); gone.append(r)
+        for L in (Layout(grid.out), _speaker_layout(grid)):
+            for c in grid.corpora:
+                p = L.run_state(backbone_slug(b), c)
+                if p.exists(): p.unlink(); gone.append(p)
+    return gone
 
 def is_done(job: Job, grid: Grid) -> bool:
     "Whether `job`'s output is on disk, complete and made for `grid`."
@@ -267,7 +283,7 @@ def _run_step(job: Job, grid: Grid):
     elif job.kind == 'report':
         from sereval.reproduce import REPORT_NOTEBOOK, run_notebook
         L = Layout(grid.out)
-        run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=grid.out, paper=grid.paper), cwd=grid.out,
+        run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=grid.out, paper=grid.paper, headline_rule=grid.headline_rule), cwd=grid.out,
                      kernel=grid.kernel, progress=False)
     else: raise SerevalError(f'unknown job kind {job.kind!r}; expected one of {KINDS}')
 

@@ -243,8 +243,9 @@ def run_backbone(backbone: str,                         # registry name, alias, 
     "Scan, embed, train and evaluate one backbone on the corpora of `data_root`; writes everything under `out`, the run record last."
     from tqdm import tqdm
     config = TrainConfig() if config is None else config
-    from sereval.backbones import pick_device
+    from sereval.backbones import check_backbone, pick_device
     pick_device(device)                                  # an unusable --device fails before anything is written
+    check_backbone(backbone)                             # so does an unknown backbone
     check_choices(protocol, rule)
     seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
     resolve_clusters(clusters)                           # a bad --clusters fails before anything is written

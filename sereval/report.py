@@ -21,7 +21,7 @@ from .recipes import RECIPES
 from .metrics import HEADLINE
 from .results import (TABLE_METRICS, backbone_facts, backbone_labels, compare_with_paper, corpus_order,
                              corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, results_table,
-                             run_clusters, run_records, store_seconds, table_rules, id_ood)
+                             run_clusters, run_records, store_seconds, table_rules, id_ood, training_differences)
 from .errors import SerevalError
 from .findings import write_findings
 from .uncertainty import (ROPE, VIEWS, Ranking, bayesian_signed_rank, paired_tests, paper_friedman, paper_side_by_side,
@@ -354,9 +354,10 @@ def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str
     fig.tight_layout()
     return fig
 
-def _ranking_files(rks: Mapping[str, Ranking], labels: Mapping[str, str], tables, figures, who: str, metric: str) -> list[Path]:
-    "The ranking table (a `blocks` column naming the unit; per view: mean ranks, the test, the pairs set apart), the pairs' post hoc and Bayesian tests, one critical-difference diagram per view."
-    rows, pairs, notes = [], [], []
+def _ranking_files(rks: Mapping[str, Ranking], labels: Mapping[str, str], tables, figures, who: str, metric: str,
+                   notes: Sequence[str] = ()) -> list[Path]:
+    "The ranking table (a `blocks` column naming the unit; per view: mean ranks, the test, the pairs set apart; `notes` first), the pairs' post hoc and Bayesian tests, one critical-difference diagram per view."
+    rows, pairs, notes = [], [], list(notes)
     for v, rk in rks.items():
         rows += [{'blocks': rk.unit, 'view': v, 'backbone': labels.get(s, s), 'slug': s, 'mean_rank': float(r),
                   'n_blocks': rk.n_blocks, 'n_dropped': rk.n_dropped, 'test': rk.test, 'statistic': rk.statistic,
@@ -596,6 +597,8 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
     else:
         slugs = list(records)
         labels = backbone_labels(slugs, records)
+        mixed = [f'NOT TRAINED ALIKE, compared anyway: {l}' for l in training_differences(records, labels)]   # never unmarked
+        if mixed and not quiet: print('\n'.join(mixed))
         corpora = list(dict.fromkeys(c for r in records.values() for c in r.corpora))
         # Table 1
         manifests = read_manifests(out, corpora)
@@ -633,11 +636,11 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
             written += write_table(means, L.tables, 'intervals_means', '95 % intervals of the means (macro F1)',
                                    ['what: id / ood means (group: all, or an OOD cluster), ood_by_train (Figure 2), ood_by_test (Figure 3)'])
         written += write_table(t3, L.tables, 'table3_results', 'Table 3: in-domain and out-of-domain scores',
-                               _table3_notes(rules, t3) + (['[low, high]: 95 % interval of the mean (bootstrap over speakers and seeds; '
+                               mixed + _table3_notes(rules, t3) + (['[low, high]: 95 % interval of the mean (bootstrap over speakers and seeds; '
                                                             'see intervals_means)'] if cells is not None else []),
                                md=table3_markdown(t3))
         written += write_table(table3_rules(t3, metric), L.tables, 'table3_rules',
-                               f'Table 3, {METRIC_LABELS.get(metric, metric)}: the rules side by side', _table3_notes(rules, t3))
+                               f'Table 3, {METRIC_LABELS.get(metric, metric)}: the rules side by side', mixed + _table3_notes(rules, t3))
         # Figures, under the runs' rule, flagged cells marked
         mats = read_matrices(out, metric, headline_rule)   # the runs' own rule, or --headline-rule
         clusters = run_clusters(records.values())
@@ -648,13 +651,13 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
         written += render_diagnostics(out, flags, mats, clusters, labels, records, metric)
         # Rankings, paired tests and the paper side by side
         if len(mats) >= 2:
-            try: written += _ranking_files(rankings(mats, blocks, posthoc), labels, L.tables, L.figures, 'this run', metric)
+            try: written += _ranking_files(rankings(mats, blocks, posthoc), labels, L.tables, L.figures, 'this run', metric, mixed)
             except SerevalError as e:                    # e.g. one corpus: too few cells in common to rank
                 if not quiet: print(f'no ranking: {e}')
         if cells is not None and len(slugs) >= 2:
             pt = paired_tests(out, slugs)
             written += write_table(pt, L.tables, 'paired_tests', 'Paired tests: every pair of backbones on the same clips (macro F1)',
-                                   ['A - B with its 95 % interval; p: two-sided paired bootstrap p-value of no difference '
+                                   mixed + ['A - B with its 95 % interval; p: two-sided paired bootstrap p-value of no difference '
                                     '(clips resampled by speaker for both backbones, seeds for each)'] +
                                    [f"not paired, scored on different clips (the paper's in-domain split depends on the feature "
                                     f"width): {labels.get(a, a)} / {labels.get(b, b)}: {', '.join(v)}"

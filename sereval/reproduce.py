@@ -18,7 +18,7 @@ from .protocol import TrainConfig
 
 # %% auto #0
 __all__ = ['RUN_NOTEBOOK', 'REPORT_NOTEBOOK', 'NOTEBOOKS', 'PARAMETERS_MARKER', 'find_notebook', 'strip_notebook',
-           'package_notebooks', 'run_notebook', 'reproduce']
+           'package_notebooks', 'run_notebook', 'reproduce', 'split_runs']
 
 # %% ../nbs/14_reproduce.ipynb #ff4918cf
 RUN_NOTEBOOK = '20_run_backbone.ipynb'
@@ -122,11 +122,21 @@ def reproduce(data_root=None,                           # corpora root; None: th
               quiet: bool = False,
               leakage: bool = True,                     # also the leakage report's speaker-split heads (the run notebook's `leakage`)
               emobox=None,                              # EmoBox's data/ folder: corpora read through its metadata, its folds under protocol 'emobox'
-              splits: int = 1) -> dict:                 # in-domain splits: 1 (the paper's one split) or N repeated (`split_spreads`)
+              splits: int = 1,                          # in-domain splits: 1 (the paper's one split) or N repeated (`split_spreads`)
+              clusters: str = 'paper',                  # out-of-domain clusters: 'paper', 'extended' or a JSON file (`protocol.resolve_clusters`)
+              retrain: bool = False,                    # train every head again, even where a finished run exists
+              headline_rule: str | None = None) -> dict:  # rule of the headline figures and rankings (default: `rule`)
     "Run the benchmark: the run notebook per backbone, then the tables-and-figures notebook. Returns where things are."
     t0 = time.time()
     if protocol not in PROTOCOLS: raise SerevalError(f'unknown protocol {protocol!r}; expected one of {PROTOCOLS}')
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
+    if headline_rule not in (None, *RULES): raise SerevalError(f'unknown headline rule {headline_rule!r}; expected one of {RULES}')
+    from sereval.backbones import check_backbone
+    from sereval.protocol import resolve_clusters
+    for b in backbones or []: check_backbone(b)     # an unknown backbone stops here, before the output folder is made
+    resolve_clusters(clusters, data_root)           # so does a bad --clusters
+    from sereval.protocol import CLUSTERINGS
+    if clusters not in CLUSTERINGS: clusters = str(Path(clusters).expanduser().resolve())   # the notebooks run in `out`
     from sereval.errors import check_positive   # bad numbers stop here, before the output folder is made
     check_positive('--demo-size', demo_size)
     for k, v in dict(threads=threads, jobs=jobs, splits=splits).items(): v is None or check_positive(f'--{k}', v, whole=True)
@@ -158,11 +168,13 @@ def reproduce(data_root=None,                           # corpora root; None: th
     slugs = [backbone_slug(b) for b in backbones]
     if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
     common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
-                  train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads, leakage=bool(leakage))
+                  train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads, leakage=bool(leakage),
+                  clusters=clusters)
     if emobox is not None: common['emobox'] = str(Path(emobox).resolve())
     write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))
     jobs = max(1, int(jobs or 1))
-    runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common)) for b, s in zip(backbones, slugs)]
+    runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common, retrain=bool(retrain)))
+            for b, s in zip(backbones, slugs)]
     n, done = len(runs), []
     import contextlib
     from sereval.progress import ProgressPrinter, clear
@@ -172,7 +184,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
         _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0)
     t = time.time()
     if not quiet: print(f'tables and figures  ->  {L.notebooks/REPORT_NOTEBOOK}', flush=True)
-    run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=str(out), paper=paper),
+    run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=str(out), paper=paper, headline_rule=headline_rule),
                  cwd=out, kernel=kernel, progress=not quiet)
     res = dict(out=out, tables=L.tables, figures=L.figures, paper=L.paper.out if paper else None,
                notebooks=L.notebooks, backbones=done, seconds=time.time() - t0)
@@ -185,7 +197,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
         print(f'  executed notebooks: {L.notebooks}')
     if splits > 1:
         res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
-                                       threads, jobs, quiet, splits)
+                                       threads, jobs, quiet, splits, clusters, retrain)
     return res
 
 def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0):
@@ -223,9 +235,18 @@ def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, 
             if errors: raise errors[0] if isinstance(errors[0], SerevalError) else SerevalError(str(errors[0]))
 
 def _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel, threads, jobs, quiet,
-                   splits: int) -> Path:
-    "Splits 2..N of `--splits N`: the run again under `<out>/splits/<k>/` with split seed `config.seed + k` (same heads' seeds, shared embeddings); writes `tables/splits.csv`."
+                   splits: int, clusters: str = 'paper', retrain: bool = False) -> Path:
+    "Splits 2..N of `--splits N` for `reproduce` (`split_runs`)."
+    return split_runs(out, splits, config, lambda sub, c: reproduce(
+        root, backbones, sub, corpora, config=c, seeds=seeds, protocol=protocol, rule=rule, device=device, paper=False,
+        kernel=kernel, threads=threads, jobs=jobs, quiet=True, leakage=False, clusters=clusters, retrain=retrain), quiet)
+
+def split_runs(out, splits: int, config: TrainConfig, run, quiet: bool = False) -> Path:
+    """Splits 2..N of `--splits N`: `run(sub, config_k)` runs the same command again into `<out>/splits/<k>/` with split
+    seed `config.seed + k` (same heads' seeds, shared embeddings); writes `tables/splits.csv` (`split_spreads`). Used by
+    `reproduce` and `sereval train`."""
     from dataclasses import replace
+    out = Path(out).resolve()
     L = Layout(out)
     outs = [out]
     for k in range(1, splits):
@@ -233,8 +254,7 @@ def _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule,
         sub.mkdir(parents=True, exist_ok=True)
         if not (sub/L.embeddings.name).exists(): (sub/L.embeddings.name).symlink_to(L.embeddings, target_is_directory=True)
         if not quiet: print(f'split {k + 1}/{splits}: split seed {config.seed + k}  ->  {sub}', flush=True)
-        reproduce(root, backbones, sub, corpora, config=replace(config, seed=config.seed + k), seeds=seeds, protocol=protocol,
-                  rule=rule, device=device, paper=False, kernel=kernel, threads=threads, jobs=jobs, quiet=True, leakage=False)
+        run(sub, replace(config, seed=config.seed + k))
         outs.append(sub)
     from sereval.uncertainty import split_spreads
     from sereval.layout import write_frame

@@ -22,7 +22,8 @@ from . import paper as P
 # %% auto #0
 __all__ = ['TABLE_METRICS', 'TABLE2_COLUMNS', 'run_records', 'run_clusters', 'table_rules', 'read_matrices', 'read_results',
            'corpus_order', 'id_ood', 'ood_by_train', 'ood_by_test', 'results_table', 'backbone_labels',
-           'backbone_facts', 'store_seconds', 'read_manifests', 'corpus_table', 'compare_with_paper']
+           'backbone_facts', 'store_seconds', 'read_manifests', 'corpus_table', 'compare_with_paper',
+           'training_differences']
 
 # %% ../nbs/12a_results.ipynb #2d4a1331
 TABLE_METRICS: tuple[str, ...] = (HEADLINE, *[m for m in METRICS if m != HEADLINE])
@@ -212,3 +213,16 @@ def compare_with_paper(out, slug: str, metrics: Sequence[str] | None = None, rul
                     rows.append({'metric': m, 'train': tr, 'test': te, 'domain': 'in' if tr == te else 'out',
                                  'ours': a, 'paper': b, 'diff': a - b if pd.notna(a) and pd.notna(b) else np.nan})
     return pd.DataFrame(rows, columns=['metric', 'train', 'test', 'domain', 'ours', 'paper', 'diff'])
+
+# %% ../nbs/12a_results.ipynb #a5e828d8
+def training_differences(records: Mapping[str, RunRecord], labels: Mapping[str, str] | None = None) -> list[str]:
+    "One line per training setting on which the runs of `records` differ: `'epochs: 5 (A); 3 (B, C)'`; empty when all were trained alike."
+    show = lambda v: ','.join(map(str, v)) if isinstance(v, (list, tuple)) else f'{v:g}' if isinstance(v, float) else str(v)
+    setups = {s: {**r.train, 'seeds': list(r.seeds)} for s, r in records.items()}
+    lines = []
+    for k in dict.fromkeys(k for d in setups.values() for k in d):
+        by: dict[str, list[str]] = {}
+        for s, d in setups.items(): by.setdefault(show(d.get(k, '-')), []).append((labels or {}).get(s, s))
+        if len(by) > 1: lines.append(f"{k}: " + '; '.join(f"{v} ({', '.join(b)})" for v, b in by.items()))
+    return lines
+

@@ -179,3 +179,20 @@ def test_corpora_lists_every_recipe(capsys):
     assert [l.split()[0] for l in lines[1:]] == list(RECIPES) and len(RECIPES) == 38
     assert [l.split()[0] for l in lines[1:20]] == list(CORPORA)                  # the paper's 19 first, in its order
     assert 'licence' in lines[0] and 'CC BY-NC-SA 4.0' in next(l for l in lines if l.startswith('ravdess'))
+
+
+def test_every_training_command_shares_retrain_clusters_splits_and_headline_rule():
+    """Issues 22, 25, 21: `--retrain` and `--clusters` on every command that trains or runs the protocol, `--splits` on
+    `train` as on `reproduce`, `--headline-rule` on `reproduce` as on `report`: one definition each (same flags, help and
+    choices everywhere)."""
+    def action(cmd, dest): return next(a for a in command_parser(cmd)._actions if a.dest == dest)
+    for dest, cmds in [('retrain', ('train', 'reproduce')), ('clusters', ('train', 'reproduce', 'sweep')),
+                       ('splits', ('train', 'reproduce')), ('headline_rule', ('report', 'reproduce'))]:
+        acts = [action(c, dest) for c in cmds]
+        assert len({(tuple(a.option_strings), a.help, a.default, tuple(a.choices or ())) for a in acts}) == 1, dest
+    from sereval.protocol import RULES
+    assert tuple(action('reproduce', 'headline_rule').choices) == RULES
+    a = command_parser('reproduce').parse_args(['--retrain', '--clusters', 'extended', '--splits', '2', '--headline-rule', 'balanced'])
+    assert (a.retrain, a.clusters, a.splits, a.headline_rule) == (True, 'extended', 2, 'balanced')
+    t = command_parser('train').parse_args(['--backbone', 'egemaps', '--data-root', 'x', '--splits', '3'])
+    assert (t.splits, t.retrain, t.clusters) == (3, False, 'paper')

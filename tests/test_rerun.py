@@ -354,3 +354,101 @@ def test_rerun_history_equals_clean_run(demo, tmp_path):
 @pytest.mark.parametrize('seed', [2, 3, 4])
 def test_rerun_histories_equal_clean_runs(demo, tmp_path, seed):
     _random_history(demo, tmp_path, seed=seed, steps=4)
+
+
+# ---------------------------------------------------------------- round three, the remaining gaps
+
+@pytest.mark.parametrize('argv', [
+    ['reproduce', '--backbones', 'no-such-model', '--demo-size', '0.15'],                # the demo corpora were written first
+    ['reproduce', '--backbones', 'whisper-logmel,./no/such/model-folder', '--demo-size', '0.15'],
+    ['reproduce', '--clusters', 'no-such-clusters.json', '--demo-size', '0.15'],
+    ['reproduce', '--clusters', 'no-such-clusters.json', '--dry-run'],
+    ['train', '--backbone', 'no-such-model', '--data-root', '{demo}'],                    # scan and manifests written first
+    ['train', '--backbone', 'egemaps', '--data-root', '{demo}', '--clusters', 'no-such-clusters.json'],
+    ['sweep', '--backbone', 'no-such-model'],
+])
+def test_unknown_backbone_or_clusters_writes_nothing(demo, tmp_path, capsys, argv):
+    "Finding: `reproduce --backbones no-such-model --out X` failed only in the run notebook, after writing X; every option is checked before any write."
+    out = tmp_path / 'X'
+    assert main([a.replace('{demo}', str(demo)) for a in argv] + ['--out', str(out), '--quiet']) == 2
+    line = one_line(capsys.readouterr().err, argv[0])
+    assert any(w in line for w in ('unknown backbone', 'no file or folder', '--clusters')), line
+    assert not out.exists()
+
+
+def test_different_training_setups_are_marked_where_compared(tmp_path):
+    """Finding: a rerun of one backbone with `--epochs 5` over a run at `--epochs 3` put both into Table 3, the paired
+    tests and the rankings with no note. Now every place that compares them names the setting and each backbone's value."""
+    from dataclasses import replace
+    from sereval.layout import read_record, write_record
+    from sereval.report import render_report
+    from sereval.testing import fake_run
+    out = fake_run(tmp_path / 'run')
+    render_report(out, paper=False, quiet=True)
+    L = Layout(out)
+    assert 'NOT TRAINED ALIKE' not in (L.tables / 'table3_results.md').read_text()        # trained alike: no mark
+    rec = read_record(out, 'egemaps')
+    write_record(out, replace(rec, train={**rec.train, 'epochs': rec.train['epochs'] + 2}))
+    render_report(out, paper=False, quiet=True)
+    for name in ('table3_results.md', 'table3_rules.md', 'rankings.md'):
+        text = (L.tables / name).read_text()
+        assert 'NOT TRAINED ALIKE' in text and f"epochs: {rec.train['epochs'] + 2} (eGeMAPS" in text.replace('egemaps', 'eGeMAPS'), name
+    assert 'NOT TRAINED ALIKE' in L.findings.read_text()
+
+
+def test_train_splits_writes_split_spreads(demo, tmp_path):
+    "Issue 21: `--splits N` on `train` as on `reproduce`: N splits (split seeds --seed, --seed+1), their spreads in tables/splits.csv."
+    out = tmp_path / 'out'
+    assert train(demo, out, '--splits', '2', '--corpora', 'demo-emodb') == 0
+    t = pd.read_csv(out / 'tables' / 'splits.csv')
+    assert set(t['slug']) == {'whisperlogmel'} and (t['splits'] == 2).all() and set(t['domain']) == {'id', 'ood'}
+    assert Layout(out / 'splits' / '1').record('whisperlogmel').exists()
+
+
+def test_jobs_retrain_makes_every_training_job_pending(demo, tmp_path):
+    "`reproduce --retrain` as jobs: every train, leakage, finish and report job is pending again, the others stay done."
+    from sereval.jobs import forget_training, is_done, plan, prepare_grid
+    from sereval.pipeline import DEMO, run_backbone
+    from sereval.diagnostics import train_speaker_heads
+    from sereval.protocol import TrainConfig
+    out, cfg = tmp_path / 'out', TrainConfig(epochs=1)
+    run_backbone('egemaps', demo, out, config=cfg, progress=False)
+    train_speaker_heads('egemaps', out, config=cfg)
+    grid = prepare_grid(demo, ['egemaps'], out, config=cfg, quiet=True)
+    before = {j.name: is_done(j, grid) for j in plan(grid)}
+    assert all(v for k, v in before.items() if not k.startswith('report')), before
+    assert forget_training(grid)
+    after = {j.name: is_done(j, grid) for j in plan(grid)}
+    assert {k for k, v in after.items() if not v} == {k for k in after if k.split('/')[0] in ('train', 'leakage', 'finish', 'report')}
+
+
+@pytest.mark.slow
+def test_reproduce_retrain_seeds_clusters_and_headline_rule(tmp_path):
+    """Issue 22: `--seeds 34` after a reproduce with the default seeds reruns (no "the training of [...] is not finished");
+    `reproduce --retrain` trains every head again. Issue 25: `reproduce --clusters FILE` as `train --clusters FILE`.
+    Issue 21: `reproduce --headline-rule` reaches the report."""
+    import json
+    from sereval.layout import read_record
+    out = tmp_path / 'out'
+    clusters = tmp_path / 'clusters.json'
+    clusters.write_text(json.dumps({'pair': ['demo-emodb', 'demo-emovo']}))
+    base = ['reproduce', '--backbones', 'egemaps', '--out', str(out), '--demo-size', '0.12', '--epochs', '2',
+            '--corpora', 'demo-emodb,demo-emovo,demo-cafe', '--no-paper', '--quiet', '--clusters', str(clusters)]
+    assert main(base) == 0                                            # the demo's three seeds
+    rec = read_record(out, 'egemaps')
+    assert rec.clusters == {'pair': ['demo-emodb', 'demo-emovo']} and rec.seeds == [34, 35, 36]
+    m = pd.read_csv(Layout(out).matrix('macro_f1', 'egemaps'), index_col=0)
+    assert m.notna().sum().sum() == 3 + 2                             # 3 in-domain cells, emodb <-> emovo only
+    assert main([*base, '--seeds', '34']) == 0                        # failed on every rerun before
+    assert read_record(out, 'egemaps').seeds == [34]
+    heads = lambda: {str(p): p.stat().st_mtime_ns for p in sorted(out.rglob('model.pt'))
+                     if not {'35', '36', 'seed35', 'seed36'} & set(p.parts)}       # the heads of seed 34
+    first = heads()
+    assert main([*base, '--seeds', '34']) == 0
+    assert heads() == first                                           # reused without --retrain
+    assert main([*base, '--seeds', '34', '--retrain', '--headline-rule', 'corrected']) == 0
+    again = heads()
+    assert first and sorted(again) == sorted(first), (sorted(first), sorted(again))
+    assert all(again[k] != first[k] for k in first), [k for k in first if again[k] == first[k]]
+    executed = (Layout(out).notebooks / '21_tables_and_figures.ipynb').read_text()
+    assert 'headline_rule = \\"corrected\\"' in executed
