@@ -106,10 +106,11 @@ def table1_markdown(t1: pd.DataFrame) -> pd.DataFrame:
     cols = {'corpus': 'corpus', 'name': 'name', 'language': 'language', 'cluster': 'cluster', 'ood_partners': 'OOD partners',
             'clips': 'clips', 'classes': 'classes', 'class_names': 'classes present', 'speakers': 'speakers', 'hours': 'hours',
             'hours_note': 'note', 'synthetic': 'synthetic'}
-    src = (t1[['corpus', 'url', 'licence', 'citation']] if {'url', 'licence', 'citation'} <= set(t1.columns)
-           else corpus_sources(list(t1['corpus']), list(t1['synthetic']) if 'synthetic' in t1 else None))
     t = t1[[c for c in cols if c in t1]].rename(columns=cols)
     if 'note' in t and not t['note'].astype(str).str.len().any(): t = t.drop(columns='note')
+    if 'corpus' not in t1: return t                          # no manifests: no rows
+    src = (t1[['corpus', 'url', 'licence', 'citation']] if {'url', 'licence', 'citation'} <= set(t1.columns)
+           else corpus_sources(list(t1['corpus']), list(t1['synthetic']) if 'synthetic' in t1 else None))
     src = src.fillna('')
     t['download'] = ['none (synthetic)' if s and not u else link_text(u) or 'see the publisher'
                      for u, s in zip(src['url'], t['synthetic'] if 'synthetic' in t else [False] * len(t))]
