@@ -290,7 +290,7 @@ def _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device,
              threads, quiet, seeds, leakage, rates, clusters='paper', headline_rule=None):
     """The plan table of `run_jobs(dry_run=True)`, made in a temporary folder: a dry run writes nothing under `out`
     (the demo corpora already there are read, not rewritten)."""
-    import tempfile
+    import contextlib, io, tempfile
     tmp = Path(tempfile.mkdtemp(prefix='sereval-dry-run-'))
     try:
         from sereval.corpora import PENDING, ROOT_DESCRIPTION
@@ -300,9 +300,13 @@ def _dry_run(data_root, backbones, out, corpora, config, protocol, rule, device,
         same = d.get('seed') == demo_seed and float(d.get('size', -1)) == float(demo_size) and not d.get(PENDING)
         if data_root is None and same:        # the same finished demo: read it (a different one is made in the temporary folder)
             (tmp/'demo_corpora').symlink_to(have.resolve(), target_is_directory=True)
-        grid = prepare_grid(data_root, backbones, tmp, corpora, config, protocol, rule, device, demo_size, demo_seed,
-                            paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage, clusters=clusters,
-                            headline_rule=headline_rule)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            grid = prepare_grid(data_root, backbones, tmp, corpora, config, protocol, rule, device, demo_size, demo_seed,
+                                paper, kernel, threads, quiet=quiet, seeds=seeds, leakage=leakage, clusters=clusters,
+                                headline_rule=headline_rule)
+        where = str(have) if data_root is None and same else 'a temporary folder (a dry run writes nothing under --out)'
+        print(printed.getvalue().replace(str(tmp/'demo_corpora'), where).replace(str(tmp), str(out)), end='')   # the user's folders, not the temporary one
         table = estimate(plan(grid), grid, read_rates(rates))
         if not quiet:
             print(table.drop(columns=['kind']).to_string(index=False))
