@@ -215,7 +215,8 @@ def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
         if not quiet: print(f'{n} backbones, {jobs} at a time (one kernel each)', flush=True)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context('spawn')) as ex:
+        # the paper's figures get a worker of their own: they start at once instead of after the first backbone
+        with ProcessPoolExecutor(max_workers=jobs + bool(paper), mp_context=mp.get_context('spawn')) as ex:
             futs = {}
             for i, (b, path, params) in enumerate(runs, 1):
                 futs[ex.submit(run_notebook, RUN_NOTEBOOK, path, params, out, kernel, False)] = (i, b, path)

@@ -329,7 +329,7 @@ class DemoCorpus:
     expressiveness: float = 1.0
     style_spread: float = 0.25        # sd of the per-corpus factor on each profile parameter
     long_clips: int = 0               # clips longer than 30 s
-    syllables: tuple[int, int] = (6, 13)
+    syllables: tuple[int, int] = (4, 8)     # per sentence: clips of about 1-2.5 s (acted corpora's short sentences; training cost grows with frames)
 
     @property
     def description(self) -> str:
