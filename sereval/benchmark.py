@@ -278,16 +278,10 @@ TRACK2_PROTOCOL = 'emobox-cross'
 "The protocol name of EmoBox's track 2 rows: heads of the other corpora tested on each balanced cross-corpus set."
 
 def wa_ua(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
-    "EmoBox's WA (`accuracy_score`) and UA (`balanced_accuracy_score`: recall averaged over the classes in `y_true`)."
-    import warnings
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    "EmoBox's WA and UA: the metrics room's `accuracy` and `unweighted_accuracy` (recall averaged over the classes in `y_true`)."
     if not len(y_true): return {'wa': float('nan'), 'ua': float('nan')}
-    ua = compute_metrics(y_true, y_pred).get('unweighted_accuracy')   # the metrics room's UA (the statistics issue), when present
-    with warnings.catch_warnings():                                   # TODO: drop the fallback once `unweighted_accuracy` is merged
-        warnings.simplefilter('ignore')          # predicted classes absent from y_true: sklearn warns, the score is right
-        return {'wa': float(accuracy_score(y_true, y_pred)),
-                'ua': float(ua if ua is not None else balanced_accuracy_score(y_true, y_pred))}
+    m = compute_metrics(np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64))
+    return {'wa': m['accuracy'], 'ua': m['unweighted_accuracy']}
 
 def emobox_rows(df: pd.DataFrame, backbone: str, train: str, test: str, protocol: str, train_prior=None,
                 test_prior=None) -> list[tuple]:
