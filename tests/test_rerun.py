@@ -452,3 +452,27 @@ def test_reproduce_retrain_seeds_clusters_and_headline_rule(tmp_path):
     assert all(again[k] != first[k] for k in first), [k for k in first if again[k] == first[k]]
     executed = (Layout(out).notebooks / '21_tables_and_figures.ipynb').read_text()
     assert 'headline_rule = \\"corrected\\"' in executed
+
+
+def all_files(root: Path) -> set[str]:
+    "Every file under `root` (relative paths)."
+    return {str(p.relative_to(root)) for p in root.rglob('*') if p.is_file()}
+
+
+def test_fewer_seeds_or_corpora_rerun_leaves_the_files_of_a_clean_run(demo, tmp_path):
+    """Finding (round 4): after `train` with seeds 34,35,36 then `--seeds 34,35`, the dropped seed's `model.pt` and
+    logits stayed under `runs/`; after fewer corpora, the dropped corpus's heads stayed. The folder must hold exactly
+    the files of a clean run of the last command, with the same bytes for its results."""
+    out, clean = tmp_path / 'out', tmp_path / 'clean'
+    assert train(demo, out, '--seeds', '34,35,36') == 0
+    assert any('seeds/36/model.pt' in f for f in all_files(out))
+    assert train(demo, out, '--seeds', '34,35') == 0
+    assert train(demo, clean, '--seeds', '34,35') == 0
+    assert all_files(out) == all_files(clean)
+    assert tree(out) == tree(clean)
+    assert train(demo, out, '--seeds', '34,35', '--corpora', 'demo-emodb') == 0
+    clean2 = tmp_path / 'clean2'
+    assert train(demo, clean2, '--seeds', '34,35', '--corpora', 'demo-emodb') == 0
+    cache = ('embeddings/', 'manifests/')     # features and manifests of a dropped corpus are kept for reuse
+    assert {f for f in all_files(out) if not f.startswith(cache)} == {f for f in all_files(clean2) if not f.startswith(cache)}
+    assert tree(out) == tree(clean2)
