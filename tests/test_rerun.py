@@ -476,3 +476,15 @@ def test_fewer_seeds_or_corpora_rerun_leaves_the_files_of_a_clean_run(demo, tmp_
     cache = ('embeddings/', 'manifests/')     # features and manifests of a dropped corpus are kept for reuse
     assert {f for f in all_files(out) if not f.startswith(cache)} == {f for f in all_files(clean2) if not f.startswith(cache)}
     assert tree(out) == tree(clean2)
+
+
+def test_unknown_hub_id_without_network_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """Finding (round 4): an unknown hub id without network waited ~26 s for huggingface_hub's retries before refusing.
+    Now: the local cache is checked, the hub tried once with a short timeout, one line, nothing written."""
+    monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')       # a hub that cannot answer, network or not
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--backbones', 'someone/no-such-model-i22', '--out', str(out), '--demo-size', '0.1']) == 2
+    err = capsys.readouterr().err
+    line = one_line(err, 'reproduce')
+    assert 'not in the local Hugging Face cache' in line and 'unreachable' in line and '127.0.0.1' in line
+    assert not out.exists()
