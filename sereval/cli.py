@@ -552,6 +552,10 @@ def validate(a: argparse.Namespace) -> None:
     if any(names):
         from sereval.backbones import check_backbone
         for b in filter(None, names): check_backbone(b)   # an unknown backbone fails here, not after the scan
+        from sereval.backbones import backbone_slug
+        bs = getattr(a, 'backbones', None) or []
+        dup = [b for i, b in enumerate(bs) if backbone_slug(b) in {backbone_slug(x) for x in bs[:i]}]
+        if dup: raise SerevalError(f"--backbones {','.join(bs)}: {', '.join(dup)} given twice; give each backbone once")
     for k, folder in getattr(a, 'folder', None) or []:
         p = Path(folder) if Path(folder).is_absolute() or root is None else Path(root) / folder
         if not p.is_dir(): raise SerevalError(f"--folder {k}={folder}: {p} {'is not a folder' if p.exists() else 'does not exist'}")

@@ -134,6 +134,8 @@ def reproduce(data_root=None,                           # corpora root; None: th
     from sereval.backbones import check_backbone
     from sereval.protocol import resolve_clusters
     for b in backbones or []: check_backbone(b)     # an unknown backbone stops here, before the output folder is made
+    dup = [b for i, b in enumerate(backbones or []) if backbone_slug(b) in {backbone_slug(x) for x in (backbones or [])[:i]}]
+    if dup: raise SerevalError(f"backbones {list(backbones)} repeat a name ({', '.join(dup)}); give each backbone once")
     resolve_clusters(clusters, data_root)           # so does a bad --clusters
     from sereval.protocol import CLUSTERINGS
     if clusters not in CLUSTERINGS: clusters = str(Path(clusters).expanduser().resolve())   # the notebooks run in `out`

@@ -488,3 +488,13 @@ def test_unknown_hub_id_without_network_is_refused_at_once(tmp_path, capsys, mon
     line = one_line(err, 'reproduce')
     assert 'not in the local Hugging Face cache' in line and 'unreachable' in line and '127.0.0.1' in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize('names', ['egemaps,egemaps', 'whisper-logmel,egemaps,whisper-logmel'])
+def test_duplicate_backbone_refused_before_any_work(tmp_path, capsys, names):
+    "Finding (round 4): a repeated backbone in a dry run was refused only after synthesising the demo corpora (~17 s)."
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--backbones', names, '--dry-run', '--out', str(out)]) == 2
+    line = one_line(capsys.readouterr().err, 'reproduce')
+    assert 'given twice' in line
+    assert not out.exists()
