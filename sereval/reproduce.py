@@ -92,7 +92,7 @@ def run_notebook(name: str, output, parameters: dict, cwd=None, kernel: str = 'p
         pm.execute_notebook(str(src), str(output), parameters=parameters, kernel_name=kernel,
                             cwd=str(cwd or output.parent), progress_bar=progress and not stream, log_output=False,
                             stdout_file=sys.stdout if stream else None, stderr_file=sys.stderr if stream else None,
-                            extra_arguments=['--IPKernelApp.log_level=ERROR'])   # no kernel start-up chatter
+                            extra_arguments=['--IPKernelApp.log_level=CRITICAL'])   # no kernel chatter: start-up, nor its errors on Ctrl-C/SIGTERM (a cell's error still reaches us)
     except pm.PapermillExecutionError as e:
         raise SerevalError(f"{name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
                            f"the executed notebook with the traceback is {output}") from e

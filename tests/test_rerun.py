@@ -498,3 +498,27 @@ def test_duplicate_backbone_refused_before_any_work(tmp_path, capsys, names):
     line = one_line(capsys.readouterr().err, 'reproduce')
     assert 'given twice' in line
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_notebook_runs_prints_one_line(tmp_path):
+    """Finding (round 4): Ctrl-C (SIGINT to the process group) while a run notebook executes printed the kernel's
+    `[IPKernelApp] ERROR | Exception in message handler` tracebacks (zmq errors) before sereval's own line."""
+    import signal, subprocess, sys, time
+    psutil = pytest.importorskip('psutil')
+    top = Path(__file__).resolve().parent.parent
+    env = {**os.environ, 'PYTHONPATH': str(top), 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())', 'reproduce', '--out',
+           str(tmp_path / 'out'), '--demo-size', '0.1', '--epochs', '2', '--seeds', '34', '--no-paper', '--quiet']
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:      # wait until a kernel runs a notebook
+        if any('ipykernel' in ' '.join(k.cmdline()) for k in psutil.Process(p.pid).children(recursive=True)): break
+        time.sleep(0.3)
+    assert p.poll() is None, 'the run ended before its notebooks started'
+    time.sleep(8)                                           # well into the notebook's cells
+    os.killpg(p.pid, signal.SIGINT)                         # what a terminal's Ctrl-C does
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and 'interrupted' in lines[0], err
