@@ -537,6 +537,10 @@ def validate(a: argparse.Namespace) -> None:
     mem = getattr(a, 'mem', None)
     if mem is not None and not _MEM.fullmatch(str(mem).strip()):
         raise SerevalError(f"--mem {mem!r}: expected a whole amount with an optional unit K, M, G or T (e.g. 32G)")
+    for name in ('out', 'data_root', 'root'):        # '' would silently mean the current folder
+        v = getattr(a, name, None)
+        if v is not None and not str(v).strip():
+            raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
     for name, low in (('time', 1), ('cpus', 1), ('gpus', 0), ('max_jobs', 1)):
         v = getattr(a, name, None)
         if v is not None and v < low:

@@ -522,3 +522,14 @@ def test_ctrl_c_while_a_notebook_runs_prints_one_line(tmp_path):
     assert p.returncode == 130, err
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and 'interrupted' in lines[0], err
+
+
+@pytest.mark.parametrize('argv', [['train', '--backbone', 'egemaps', '--data-root', '.', '--out', ''],
+                                  ['train', '--backbone', 'egemaps', '--data-root', '', '--out', 'x'],
+                                  ['reproduce', '--out', '', '--dry-run']])
+def test_empty_folder_option_is_refused(tmp_path, capsys, monkeypatch, argv):
+    "Adversarial round 4: `--out ''` silently wrote the run into the current folder."
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "''" in one_line(capsys.readouterr().err, argv[0])
+    assert not list(tmp_path.iterdir())
