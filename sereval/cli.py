@@ -541,6 +541,10 @@ def validate(a: argparse.Namespace) -> None:
         v = getattr(a, name, None)
         if v is not None and not str(v).strip():
             raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
+        try: v is None or str(v).encode('utf-8')     # bytes undecodable in a POSIX locale: pyarrow cannot open them
+        except UnicodeEncodeError:
+            raise SerevalError(f"--{name.replace('_', '-')} {str(v).encode('utf-8', 'backslashreplace').decode()}: not "
+                               "valid text in this locale; run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)") from None
     for name, low in (('time', 1), ('cpus', 1), ('gpus', 0), ('max_jobs', 1)):
         v = getattr(a, name, None)
         if v is not None and v < low:

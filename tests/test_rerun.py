@@ -533,3 +533,11 @@ def test_empty_folder_option_is_refused(tmp_path, capsys, monkeypatch, argv):
     assert main(argv) == 2
     assert "''" in one_line(capsys.readouterr().err, argv[0])
     assert not list(tmp_path.iterdir())
+
+
+def test_out_undecodable_in_a_posix_locale_is_named(tmp_path, capsys, monkeypatch):
+    "Adversarial round 4: under LC_ALL=C a non-ASCII --out arrives surrogate-escaped and pyarrow raised UnicodeEncodeError."
+    monkeypatch.chdir(tmp_path)
+    assert main(['reproduce', '--out', 'o\udcc3\udcbcut', '--dry-run']) == 2
+    assert 'UTF-8 locale' in one_line(capsys.readouterr().err, 'reproduce')
+    assert not list(tmp_path.iterdir())
