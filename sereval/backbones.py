@@ -23,7 +23,8 @@ __all__ = ['FRAME_RATE', 'HOP', 'PAPER_BATCH', 'LOGMEL_BANDS', 'EGEMAPS_LLDS', '
            'layer_indices', 'canonical_name', 'backbone_slug', 'packaged_folder', 'resolve', 'pick_device',
            'single_thread', 'paper_frames', 'Encoder', 'deferred_interrupt', 'LogMelEncoder', 'egemaps_unit',
            'EgemapsEncoder', 'OpenAIWhisperEncoder', 'pad_batch', 'HFEncoder', 'read_state_dict',
-           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table', 'check_backbone']
+           'whisper_encoder_from_state_dict', 'EmoWhisperEncoder', 'get_backbone', 'backbone_table', 'check_backbone',
+           'hub_reachable']
 
 # %% ../nbs/05_backbones.ipynb #dba9d7ef
 FRAME_RATE: int = 50
@@ -735,6 +736,22 @@ def check_backbone(name: str) -> str:
                            f"model or folder; a hub id is 'owner/model' (or 'hf:{base}')")
     import transformers as T
     try: T.AutoConfig.from_pretrained(src, local_files_only=True)       # the cache or a folder: no network
-    except Exception: _hf_load(T.AutoConfig.from_pretrained, src, 'the model config')
+    except Exception:
+        host = hub_reachable()
+        if host is not True:     # refuse at once rather than after huggingface_hub's retries (~26 s without network)
+            raise SerevalError(f"backbone {name!r}: {src!r} is not in the local Hugging Face cache and the hub ({host}) "
+                               "is unreachable; connect to the network once to download it, or give a model folder") from None
+        _hf_load(T.AutoConfig.from_pretrained, src, 'the model config')
     return key
+
+def hub_reachable(timeout: float = 3.0) -> bool | str:
+    "True when the Hugging Face hub (`HF_ENDPOINT`, default huggingface.co) answers a TCP connection within `timeout` s, else its host (offline mode: `HF_HUB_OFFLINE`)."
+    import socket
+    from urllib.parse import urlparse
+    url = urlparse(os.environ.get('HF_ENDPOINT') or 'https://huggingface.co')
+    host = url.hostname or 'huggingface.co'
+    if os.environ.get('HF_HUB_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on'): return f'{host}, HF_HUB_OFFLINE is set'
+    try: socket.create_connection((host, url.port or (80 if url.scheme == 'http' else 443)), timeout=timeout).close()
+    except OSError: return host
+    return True
 

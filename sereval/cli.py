@@ -537,6 +537,14 @@ def validate(a: argparse.Namespace) -> None:
     mem = getattr(a, 'mem', None)
     if mem is not None and not _MEM.fullmatch(str(mem).strip()):
         raise SerevalError(f"--mem {mem!r}: expected a whole amount with an optional unit K, M, G or T (e.g. 32G)")
+    for name in ('out', 'data_root', 'root'):        # '' would silently mean the current folder
+        v = getattr(a, name, None)
+        if v is not None and not str(v).strip():
+            raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
+        try: v is None or str(v).encode('utf-8')     # bytes undecodable in a POSIX locale: pyarrow cannot open them
+        except UnicodeEncodeError:
+            raise SerevalError(f"--{name.replace('_', '-')} {str(v).encode('utf-8', 'backslashreplace').decode()}: not "
+                               "valid text in this locale; run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)") from None
     for name, low in (('time', 1), ('cpus', 1), ('gpus', 0), ('max_jobs', 1)):
         v = getattr(a, name, None)
         if v is not None and v < low:
@@ -552,6 +560,10 @@ def validate(a: argparse.Namespace) -> None:
     if any(names):
         from sereval.backbones import check_backbone
         for b in filter(None, names): check_backbone(b)   # an unknown backbone fails here, not after the scan
+        from sereval.backbones import backbone_slug
+        bs = getattr(a, 'backbones', None) or []
+        dup = [b for i, b in enumerate(bs) if backbone_slug(b) in {backbone_slug(x) for x in bs[:i]}]
+        if dup: raise SerevalError(f"--backbones {','.join(bs)}: {', '.join(dup)} given twice; give each backbone once")
     for k, folder in getattr(a, 'folder', None) or []:
         p = Path(folder) if Path(folder).is_absolute() or root is None else Path(root) / folder
         if not p.is_dir(): raise SerevalError(f"--folder {k}={folder}: {p} {'is not a folder' if p.exists() else 'does not exist'}")

@@ -174,14 +174,48 @@ def train_finished(backbone: str, out, train: str, config: TrainConfig, protocol
     return (done.get('config') == config.to_dict() and done.get('protocol_requested') == protocol
             and done.get('seeds', [config.seed]) == seeds)
 
-def _drop_stale(out, slug: str, written: Sequence[Path]) -> list[Path]:
+def _drop_stale_heads(out, slug: str, trains: Sequence[str], seeds: Sequence[int]) -> list[Path]:
+    """Delete the heads a rerun no longer has: run folders of corpora not trained now, `seeds/<s>/` of seeds not in
+    `seeds` (the first seed's head lives in the run folder itself) and logits of test corpora the run state does not list."""
+    import shutil
+    L, gone = Layout(out), []
+    if not L.runs(slug).is_dir(): return gone
+    for d in L.runs(slug).iterdir():
+        if d.is_dir() and not d.is_symlink() and d.name not in trains: shutil.rmtree(d); gone.append(d)
+    for train in trains:
+        run = L.run(slug, train)
+        try: tests = set(read_json(L.run_state(slug, train), 'run state').get('logits', {}))
+        except SerevalError: continue
+        keep_seeds = {str(int(s)) for s in list(seeds)[1:]}
+        if (run/'seeds').is_dir():
+            for d in (run/'seeds').iterdir():
+                if d.name not in keep_seeds: (shutil.rmtree(d) if d.is_dir() and not d.is_symlink() else d.unlink()); gone.append(d)
+            if not any((run/'seeds').iterdir()): (run/'seeds').rmdir()
+        for lg in [run/'logits', *[run/'seeds'/s/'logits' for s in keep_seeds]]:
+            for f in (lg.glob('*.parquet') if lg.is_dir() else []):
+                if f.stem not in tests: f.unlink(); gone.append(f)
+    return gone
+
+def _drop_stale(out, slug: str, written: Sequence[Path], trains: Sequence[str] | None = None,
+                seeds: Sequence[int] | None = None) -> list[Path]:
     """Delete this backbone's result files that the run just finished did not write (another run's seeds, e.g.
-    `matrices/seeds/36` after a rerun with two seeds): the folder then holds what a clean run writes."""
+    `matrices/seeds/36` after a rerun with two seeds) and, given the run's `trains` and `seeds`, the heads it no longer
+    has (`_drop_stale_heads`): the folder then holds what a clean run writes."""
     L, keep, gone = Layout(out), {Path(p).resolve() for p in written}, []
     for p in [*(L.out/'matrices').rglob(f'{slug}.csv'), *(L.out/'results').rglob(f'{slug}.csv')]:
         if p.resolve() not in keep: p.unlink(); gone.append(p)
     for d in sorted((L.out/'matrices'/'seeds').glob('**/'), reverse=True):    # seed folders left empty
         if d.is_dir() and not any(d.iterdir()): d.rmdir()
+    if trains is not None and seeds is not None: gone += _drop_stale_heads(out, slug, trains, seeds)
+    return gone
+
+def _drop_stale_protocol_heads(out, slug: str, corpora: Sequence[str]) -> list[Path]:
+    "Delete the heads under `protocols/` (the leakage report's speaker heads, EmoBox folds) of corpora the run no longer has."
+    import shutil
+    gone = []
+    for R in Layout(out).out.glob(f'protocols/**/runs/{slug}'):
+        for d in (R.iterdir() if R.is_dir() else []):
+            if d.is_dir() and not d.is_symlink() and d.name not in corpora: shutil.rmtree(d); gone.append(d)
     return gone
 
 def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters: Mapping[str, Sequence[str]],
@@ -203,7 +237,8 @@ def finish_step(backbone: str, out, data_root, corpora: Sequence[str], clusters:
     from sereval.progress import report
     report(out, slug, f'evaluation: results table and matrices of {len(trains)} training corpora')
     written = write_tables(results, out, backbone, rule)               # per-seed rows (a `seed` column) when several seeds
-    _drop_stale(out, slug, written)
+    _drop_stale(out, slug, written, trains, seeds)
+    _drop_stale_protocol_heads(out, slug, corpora)
     results = seed_means(results)
     applied = results.drop_duplicates('train').set_index('train')['protocol'].to_dict()
     record = RunRecord(backbone=backbone, slug=slug, corpora=sorted(set(results['train']) | set(results['test'])),

@@ -92,7 +92,7 @@ def run_notebook(name: str, output, parameters: dict, cwd=None, kernel: str = 'p
         pm.execute_notebook(str(src), str(output), parameters=parameters, kernel_name=kernel,
                             cwd=str(cwd or output.parent), progress_bar=progress and not stream, log_output=False,
                             stdout_file=sys.stdout if stream else None, stderr_file=sys.stderr if stream else None,
-                            extra_arguments=['--IPKernelApp.log_level=ERROR'])   # no kernel start-up chatter
+                            extra_arguments=['--IPKernelApp.log_level=CRITICAL'])   # no kernel chatter: start-up, nor its errors on Ctrl-C/SIGTERM (a cell's error still reaches us)
     except pm.PapermillExecutionError as e:
         raise SerevalError(f"{name} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
                            f"the executed notebook with the traceback is {output}") from e
@@ -134,6 +134,8 @@ def reproduce(data_root=None,                           # corpora root; None: th
     from sereval.backbones import check_backbone
     from sereval.protocol import resolve_clusters
     for b in backbones or []: check_backbone(b)     # an unknown backbone stops here, before the output folder is made
+    dup = [b for i, b in enumerate(backbones or []) if backbone_slug(b) in {backbone_slug(x) for x in (backbones or [])[:i]}]
+    if dup: raise SerevalError(f"backbones {list(backbones)} repeat a name ({', '.join(dup)}); give each backbone once")
     resolve_clusters(clusters, data_root)           # so does a bad --clusters
     from sereval.protocol import CLUSTERINGS
     if clusters not in CLUSTERINGS: clusters = str(Path(clusters).expanduser().resolve())   # the notebooks run in `out`

@@ -452,3 +452,92 @@ def test_reproduce_retrain_seeds_clusters_and_headline_rule(tmp_path):
     assert all(again[k] != first[k] for k in first), [k for k in first if again[k] == first[k]]
     executed = (Layout(out).notebooks / '21_tables_and_figures.ipynb').read_text()
     assert 'headline_rule = \\"corrected\\"' in executed
+
+
+def all_files(root: Path) -> set[str]:
+    "Every file under `root` (relative paths)."
+    return {str(p.relative_to(root)) for p in root.rglob('*') if p.is_file()}
+
+
+def test_fewer_seeds_or_corpora_rerun_leaves_the_files_of_a_clean_run(demo, tmp_path):
+    """Finding (round 4): after `train` with seeds 34,35,36 then `--seeds 34,35`, the dropped seed's `model.pt` and
+    logits stayed under `runs/`; after fewer corpora, the dropped corpus's heads stayed. The folder must hold exactly
+    the files of a clean run of the last command, with the same bytes for its results."""
+    out, clean = tmp_path / 'out', tmp_path / 'clean'
+    assert train(demo, out, '--seeds', '34,35,36') == 0
+    assert any('seeds/36/model.pt' in f for f in all_files(out))
+    assert train(demo, out, '--seeds', '34,35') == 0
+    assert train(demo, clean, '--seeds', '34,35') == 0
+    assert all_files(out) == all_files(clean)
+    assert tree(out) == tree(clean)
+    assert train(demo, out, '--seeds', '34,35', '--corpora', 'demo-emodb') == 0
+    clean2 = tmp_path / 'clean2'
+    assert train(demo, clean2, '--seeds', '34,35', '--corpora', 'demo-emodb') == 0
+    cache = ('embeddings/', 'manifests/')     # features and manifests of a dropped corpus are kept for reuse
+    assert {f for f in all_files(out) if not f.startswith(cache)} == {f for f in all_files(clean2) if not f.startswith(cache)}
+    assert tree(out) == tree(clean2)
+
+
+def test_unknown_hub_id_without_network_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    """Finding (round 4): an unknown hub id without network waited ~26 s for huggingface_hub's retries before refusing.
+    Now: the local cache is checked, the hub tried once with a short timeout, one line, nothing written."""
+    monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')       # a hub that cannot answer, network or not
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--backbones', 'someone/no-such-model-i22', '--out', str(out), '--demo-size', '0.1']) == 2
+    err = capsys.readouterr().err
+    line = one_line(err, 'reproduce')
+    assert 'not in the local Hugging Face cache' in line and 'unreachable' in line and '127.0.0.1' in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('names', ['egemaps,egemaps', 'whisper-logmel,egemaps,whisper-logmel'])
+def test_duplicate_backbone_refused_before_any_work(tmp_path, capsys, names):
+    "Finding (round 4): a repeated backbone in a dry run was refused only after synthesising the demo corpora (~17 s)."
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--backbones', names, '--dry-run', '--out', str(out)]) == 2
+    line = one_line(capsys.readouterr().err, 'reproduce')
+    assert 'given twice' in line
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_notebook_runs_prints_one_line(tmp_path):
+    """Finding (round 4): Ctrl-C (SIGINT to the process group) while a run notebook executes printed the kernel's
+    `[IPKernelApp] ERROR | Exception in message handler` tracebacks (zmq errors) before sereval's own line."""
+    import signal, subprocess, sys, time
+    psutil = pytest.importorskip('psutil')
+    top = Path(__file__).resolve().parent.parent
+    env = {**os.environ, 'PYTHONPATH': str(top), 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-c', 'import sys; from sereval.cli import main; sys.exit(main())', 'reproduce', '--out',
+           str(tmp_path / 'out'), '--demo-size', '0.1', '--epochs', '2', '--seeds', '34', '--no-paper', '--quiet']
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:      # wait until a kernel runs a notebook
+        if any('ipykernel' in ' '.join(k.cmdline()) for k in psutil.Process(p.pid).children(recursive=True)): break
+        time.sleep(0.3)
+    assert p.poll() is None, 'the run ended before its notebooks started'
+    time.sleep(8)                                           # well into the notebook's cells
+    os.killpg(p.pid, signal.SIGINT)                         # what a terminal's Ctrl-C does
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and 'interrupted' in lines[0], err
+
+
+@pytest.mark.parametrize('argv', [['train', '--backbone', 'egemaps', '--data-root', '.', '--out', ''],
+                                  ['train', '--backbone', 'egemaps', '--data-root', '', '--out', 'x'],
+                                  ['reproduce', '--out', '', '--dry-run']])
+def test_empty_folder_option_is_refused(tmp_path, capsys, monkeypatch, argv):
+    "Adversarial round 4: `--out ''` silently wrote the run into the current folder."
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "''" in one_line(capsys.readouterr().err, argv[0])
+    assert not list(tmp_path.iterdir())
+
+
+def test_out_undecodable_in_a_posix_locale_is_named(tmp_path, capsys, monkeypatch):
+    "Adversarial round 4: under LC_ALL=C a non-ASCII --out arrives surrogate-escaped and pyarrow raised UnicodeEncodeError."
+    monkeypatch.chdir(tmp_path)
+    assert main(['reproduce', '--out', 'o\udcc3\udcbcut', '--dry-run']) == 2
+    assert 'UTF-8 locale' in one_line(capsys.readouterr().err, 'reproduce')
+    assert not list(tmp_path.iterdir())
