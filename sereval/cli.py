@@ -571,12 +571,19 @@ def validate(a: argparse.Namespace) -> None:
 class _Terminated(KeyboardInterrupt):
     "SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."
 
+def _is_resource_tracker(p) -> bool:
+    "Is `p` multiprocessing's resource tracker? It ignores SIGINT and SIGTERM by design and ends by itself once the processes sharing its pipe are gone."
+    import psutil
+    try: return 'resource_tracker' in ' '.join(p.cmdline())
+    except psutil.Error: return False
+
 def _stop_children(sig=None) -> None:
-    "Send `sig` (default SIGTERM) to every process this one started (pool workers, kernels, the resource tracker)."
+    """Send `sig` (default SIGTERM) to every process this one started (pool workers, kernels), killing those still alive after 5 s.
+    The resource tracker is left to end on its own: killed first, it would be relaunched by the shutting-down pool and print tracebacks."""
     import signal
     try: import psutil
     except ImportError: return
-    try: kids = psutil.Process().children(recursive=True)
+    try: kids = [k for k in psutil.Process().children(recursive=True) if not _is_resource_tracker(k)]
     except psutil.Error: return
     for k in kids:
         try: k.send_signal(sig or signal.SIGTERM)
