@@ -62,13 +62,17 @@ check: setup
 # The quick tier leaves out the papermill notebooks (20_*, 21_*: a whole demo backbone each) besides nbdev's default skips.
 THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 SLOW_NOTEBOOKS := ^[_.]|^2[0-9]_
+# pytest on two workers (pytest-xdist), one single-threaded test each; `--dist loadfile` keeps every test file on one
+# worker, so a module's fixture (a demo run, the Slurm cluster, the site build) is made once and its tests stay in order.
+# -rs lists every skip with its reason. PYTEST_PARALLEL= (empty) runs them one at a time.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 quick: setup check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2 --skip_file_re '$(SLOW_NOTEBOOKS)'
-	$(THREADS) $(BIN)/python -m pytest -q -m "not slow" tests
+	$(THREADS) $(BIN)/python -m pytest $(PYTEST_PARALLEL) -q -rs -m "not slow" tests
 
 test: setup ffmpeg chromium slurm espeak speech check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2
-	$(THREADS) $(BIN)/python -m pytest -q --durations=12 tests
+	$(THREADS) $(BIN)/python -m pytest $(PYTEST_PARALLEL) -q -rs --durations=12 tests
 
 # The benchmarks of this machine at their full size (minutes each; see nbs/16_bench.ipynb).
 bench: setup
