@@ -56,9 +56,12 @@ def to_markdown(df: pd.DataFrame, digits: int = 3, title: str | None = None, not
         if isinstance(v, (float, np.floating)): return number_text(v, digits)
         return str(v).replace('|', '\\|')
     head = [str(c) for c in df.columns]
-    lines = ([f'**{title}**', ''] if title else []) + ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    lines += ['| ' + ' | '.join(cell(v, c) for v, c in zip(row, df.columns)) + ' |' for row in df.itertuples(index=False)]
-    if notes: lines += [''] + [f'- {n}' for n in notes]
+    lines = [f'**{title}**', ''] if title else []
+    if head:                                                   # no columns: the title and the notes only
+        lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+        lines += ['| ' + ' | '.join(cell(v, c) for v, c in zip(row, df.columns)) + ' |' for row in df.itertuples(index=False)]
+        if notes: lines += ['']
+    lines += [f'- {n}' for n in notes]
     return '\n'.join(lines) + '\n'
 
 def write_table(df: pd.DataFrame, folder, name: str, title: str | None = None, notes: Sequence[str] = (),
@@ -757,12 +760,17 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
                 if not quiet: print(f'no ranking: {e}')
         if cells is not None and len(slugs) >= 2:
             pt = paired_tests(out, slugs)
+            unpaired = [f'{labels.get(a, a)} / {labels.get(b, b)}' for a, b in pt.attrs['unpaired']]
+            if unpaired and not quiet: print(f"no paired test of {'; '.join(unpaired)}: no cell scored on the same clips")
             written += write_table(pt, L.tables, 'paired_tests', 'Paired tests: every pair of backbones on the same clips (macro F1)',
                                    mixed + ['A - B with its 95 % interval; p: two-sided paired bootstrap p-value of no difference '
-                                    '(clips resampled by speaker for both backbones, seeds for each)'] +
+                                    '(clips resampled by speaker for both backbones, seeds for each)'] * bool(len(pt)) +
                                    [f"not paired, scored on different clips (the paper's in-domain split depends on the feature "
                                     f"width): {labels.get(a, a)} / {labels.get(b, b)}: {', '.join(v)}"
-                                    for (a, b), v in pt.attrs.get('not_paired', {}).items() if v], md=paired_markdown(pt, labels))
+                                    for (a, b), v in pt.attrs.get('not_paired', {}).items() if v] +
+                                   [f"no cell scored on the same clips, so no test (a one-corpus run has only in-domain cells, and the paper's "
+                                    f"in-domain split depends on the feature width): {u}" for u in unpaired],
+                                   md=paired_markdown(pt, labels) if len(pt) else pd.DataFrame())
         if cells is not None and any(s in P.PAPER_BACKBONES for s in slugs):
             run_cells = cells[cells['rule'] == cells['slug'].map({s: r.rule for s, r in records.items()})]
             side = paper_side_by_side(run_cells, HEADLINE)

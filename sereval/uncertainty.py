@@ -22,11 +22,11 @@ from .taxonomy import NUM_CLASSES, OTHER_INDEX
 from . import paper as P
 
 # %% auto #0
-__all__ = ['CONFIDENCE', 'N_RESAMPLES', 'INTERVAL_METRICS', 'FEW_SPEAKERS', 'VIEWS', 'BLOCK_UNITS', 'POSTHOCS', 'ROPE',
-           'REPRODUCED_SHARE', 'confusion_metric', 'Cell', 'backbone_cells', 'cell_intervals', 'run_intervals',
-           'paired_difference', 'paired_test', 'paired_tests', 'Ranking', 'matrix_blocks', 'friedman_test', 'rankings',
-           'bayesian_signed_rank', 'paper_friedman', 'split_spreads', 'paper_side_by_side', 'ranking_tau',
-           'paper_verdict']
+__all__ = ['CONFIDENCE', 'N_RESAMPLES', 'INTERVAL_METRICS', 'FEW_SPEAKERS', 'PAIRED_COLUMNS', 'VIEWS', 'BLOCK_UNITS', 'POSTHOCS',
+           'ROPE', 'REPRODUCED_SHARE', 'confusion_metric', 'Cell', 'backbone_cells', 'cell_intervals', 'run_intervals',
+           'NoCommonCells', 'paired_difference', 'paired_test', 'paired_tests', 'Ranking', 'matrix_blocks',
+           'friedman_test', 'rankings', 'bayesian_signed_rank', 'paper_friedman', 'split_spreads', 'paper_side_by_side',
+           'ranking_tau', 'paper_verdict']
 
 # %% ../nbs/12c_uncertainty.ipynb #cfd84f91
 CONFIDENCE: float = 0.95
@@ -239,13 +239,19 @@ def _align(a: Sequence[Cell], b: Sequence[Cell]) -> tuple[list[Cell], list[Cell]
     left = [f'{x.train} -> {x.test}' for x, y in pairs if not np.array_equal(np.sort(x.clip_ids), np.sort(y.clip_ids))]
     return [x for x, _ in same], [y for _, y in same], left
 
+PAIRED_COLUMNS = ('what', 'train', 'test', 'metric', 'a', 'b', 'diff', 'low', 'high', 'p_value', 'cells', 'backbone_a', 'backbone_b', 'rule')
+"Columns of `paired_tests`: a cell (or the `id`/`ood` mean), both backbones' values, A - B with its interval and p-value, the cells averaged, the pair and its rule."
+
+class NoCommonCells(SerevalError):
+    "Two backbones have no cell scored on the same clips: nothing to pair."
+
 def paired_difference(a: Sequence[Cell], seeds_a: int, b: Sequence[Cell], seeds_b: int, metric: str = HEADLINE,
                       confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Per cell both have on the same clips, and on the in-domain (`id`) and out-of-domain (`ood`) means of those cells:
     `a`, `b`, `diff` (a - b), its interval, the two-sided bootstrap p-value of no difference, and the cells averaged.
     Cells scored on different clips are left out (listed in `.attrs['not_paired']`)."""
     a, b, left = _align(a, b)
-    if not a: raise SerevalError('the two backbones have no cell in common on the same clips')
+    if not a: raise NoCommonCells('the two backbones have no cell in common on the same clips')
     sets = {k: v for k, v in _mean_sets(a, None).items() if k[0] in ('id', 'ood')}
     pa = _bootstrap([(a, seeds_a, 1.0)], sets, metric, confidence, 1, seed)[0]
     pb = _bootstrap([(b, seeds_b, 1.0)], sets, metric, confidence, 1, seed)[0]
@@ -271,11 +277,16 @@ def paired_test(out, a: str, b: str, rule: str | None = None, metric: str = HEAD
     return d
 
 def paired_tests(out, slugs: Sequence[str] | None = None, **kw) -> pd.DataFrame:
-    "`paired_test` of every pair of backbones of the run (in record order)."
+    """`paired_test` of every pair of backbones of the run (in record order). A pair with no cell on the same clips (a
+    one-corpus run: the paper's in-domain clips depend on the feature width) is listed in `.attrs['unpaired']` instead."""
     slugs = Layout(out).backbones() if slugs is None else list(slugs)
-    parts = [paired_test(out, a, b, **kw) for a, b in combinations(slugs, 2)]
-    res = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    parts, unpaired = [], []
+    for a, b in combinations(slugs, 2):
+        try: parts.append(paired_test(out, a, b, **kw))
+        except NoCommonCells: unpaired.append((a, b))
+    res = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(PAIRED_COLUMNS))
     res.attrs['not_paired'] = {(p['backbone_a'].iloc[0], p['backbone_b'].iloc[0]): p.attrs['not_paired'] for p in parts if len(p)}
+    res.attrs['unpaired'] = unpaired
     return res
 
 # %% ../nbs/12c_uncertainty.ipynb #cd29de9b

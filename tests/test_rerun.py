@@ -200,6 +200,23 @@ def test_reproduce_with_fewer_corpora_tables_only_the_run(tmp_path):
     assert tree(out) == tree(clean)
 
 
+
+@pytest.mark.slow
+def test_report_of_one_corpus_and_two_backbones(tmp_path, capsys):
+    """Finding: a reproduce with one corpus failed in the tables notebook ("the two backbones have no cell in common on
+    the same clips": the paper's held-out clips depend on the feature width), and `sereval report` repeated it. Now the
+    report renders what it can and says in one line why the pair is not tested."""
+    out = tmp_path / 'out'
+    assert main(['reproduce', '--out', str(out), '--corpora', 'demo-emodb', '--demo-size', '0.1', '--epochs', '2',
+                 '--seeds', '34', '--no-paper', '--no-leakage', '--quiet']) == 0
+    text = (out / 'tables' / 'paired_tests.md').read_text()
+    assert 'no cell scored on the same clips' in text and '|' not in text          # the reason, no empty table
+    assert (out / 'tables' / 'table3_results.md').exists()
+    capsys.readouterr()
+    assert main(['report', '--out', str(out), '--no-paper']) == 0
+    assert 'no paired test of' in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- audio checked, not trusted
 
 def _wav(path: Path, rate=16000, bits=16, n=16000, declared=None, fmt=1) -> Path:
