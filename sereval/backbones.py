@@ -295,6 +295,8 @@ def pick_device(device=None) -> str:
         d = str(device)
         if d.startswith('cuda') and not torch.cuda.is_available():
             raise SerevalError(f"device {d!r} requested but CUDA is not available here; use --device cpu")
+        if d == 'mps' and not torch.backends.mps.is_available():
+            raise SerevalError("device 'mps' requested but this torch has no MPS (Apple GPU) support here; use --device cpu")
         return d
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 

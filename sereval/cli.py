@@ -290,6 +290,7 @@ def _train(a):
     if len(summary): print(summary.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
     L, slug = Layout(a.out), run.record.slug
     print(f"wrote {L.results(slug)}, {L.matrix('<metric>', slug)} and the run record {L.record(slug)}")
+    if a.splits == 1: L.splits_table.unlink(missing_ok=True)     # an earlier --splits run's spreads are not this run's
     if a.splits > 1:
         from sereval.reproduce import split_runs
         split_runs(a.out, a.splits, _config(a), lambda sub, c: run_backbone(
@@ -327,7 +328,6 @@ def _report(a):
     if not lay.backbones():                     # an empty or foreign folder: nothing of a run to report on
         raise SerevalError(f"{a.out} holds no run record (runs/<backbone>/record.json): nothing to report; "
                            "give the --out of a 'sereval train' or 'sereval reproduce' run")
-    render_report(a.out, metric=a.metric, paper=a.paper)
     render_report(a.out, metric=a.metric, paper=a.paper, blocks=a.blocks, posthoc=a.posthoc, headline_rule=a.headline_rule)
     print(f'tables:  {lay.tables}\nfigures: {lay.figures}' + (f'\npaper:   {lay.paper.out}' if a.paper else ''))
 
@@ -565,6 +565,10 @@ def validate(a: argparse.Namespace) -> None:
         dup = [b for i, b in enumerate(bs) if backbone_slug(b) in {backbone_slug(x) for x in bs[:i]}]
         if dup: raise SerevalError(f"--backbones {','.join(bs)}: {', '.join(dup)} given twice; give each backbone once")
     for k, folder in getattr(a, 'folder', None) or []:
+        try: folder.encode('utf-8')                  # as --out: bytes undecodable in a POSIX locale
+        except UnicodeEncodeError:
+            raise SerevalError(f"--folder {k}={folder.encode('utf-8', 'backslashreplace').decode()}: not valid text in "
+                               "this locale; run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)") from None
         p = Path(folder) if Path(folder).is_absolute() or root is None else Path(root) / folder
         if not p.is_dir(): raise SerevalError(f"--folder {k}={folder}: {p} {'is not a folder' if p.exists() else 'does not exist'}")
 
@@ -599,6 +603,13 @@ def _on_sigterm(signum, frame):
     _stop_children()
     raise _Terminated()
 
+def _on_sigint(signum, frame):
+    "Ctrl-C: stop the children first (pool workers ignore SIGINT, see `reproduce.worker_pool`), then `KeyboardInterrupt`."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # a second Ctrl-C while stopping is ignored
+    _stop_children()
+    raise KeyboardInterrupt()
+
 def _safe_streams() -> None:
     "Printing never fails on a name the terminal's encoding lacks (a POSIX locale): such characters are escaped."
     for s in (sys.stdout, sys.stderr):
@@ -625,11 +636,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sereval: unknown {kind} {rest[0]!r}" + (f"; did you mean {close[0]!r}?" if close else '')
               + f" ('{listing}' lists them)", file=sys.stderr)
         return 2
-    import signal, threading
+    import os, signal, threading
     _safe_streams()
+    # a run stopped by Ctrl-C or SIGTERM leaves its pool's semaphores to multiprocessing's resource tracker, which removes
+    # them when it ends and warns that it did: that warning is not news to someone who just stopped the run
+    os.environ['PYTHONWARNINGS'] = ','.join(filter(None, [os.environ.get('PYTHONWARNINGS'), 'ignore::UserWarning:multiprocessing.resource_tracker']))
     old_term = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)   # SIGTERM stops a run as Ctrl-C does
+        old_int = signal.getsignal(signal.SIGINT)
+        if callable(old_int): signal.signal(signal.SIGINT, _on_sigint)   # not when ignored (nohup, a background job)
     try:
         try: a = command_parser(name).parse_args(rest)
         except SystemExit as e: return int(e.code or 0)   # --help (0) or a usage error, already printed (2)
@@ -639,15 +655,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SerevalError as e:
         print(f"sereval {name}: error: {e}", file=sys.stderr)
         return 2
+    except UnicodeError as e:                            # a non-ASCII name under a POSIX locale without UTF-8 (PYTHONUTF8=0)
+        enc = sys.getfilesystemencoding()
+        hint = '' if enc.lower().replace('-', '') == 'utf8' else f"; this locale's encoding is {enc}: run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
+        print(f"sereval {name}: error: a name cannot be {'encoded' if isinstance(e, UnicodeEncodeError) else 'decoded'} "
+              f"({getattr(e, 'reason', e)}){hint}", file=sys.stderr)
+        return 2
     except OSError as e:                                  # a full disk, a read-only folder, an --out under a file
         from sereval.errors import os_error_message
         print(f"sereval {name}: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         term = isinstance(e, _Terminated)
-        if not term: _stop_children(signal.SIGINT)
+        if not term: _stop_children()                   # Ctrl-C held back by C code (`backbones` raises it afterwards)
         what = 'terminated (SIGTERM)' if term else 'interrupted'
         print(f"sereval {name}: {what}; rerun the same command to continue where it stopped", file=sys.stderr)
         return 143 if term else 130
     finally:
-        if old_term is not None: signal.signal(signal.SIGTERM, old_term)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+            if callable(old_int): signal.signal(signal.SIGINT, old_int)

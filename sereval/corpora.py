@@ -320,6 +320,14 @@ def _printable(path: str) -> str:
     "A path with undecodable bytes shown as \\x.. escapes (storable as text)."
     return path.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
 
+def _undecodable_reason() -> str:
+    "Why a path with undecodable bytes is skipped: a name in another code page, or (under a non-UTF-8 locale) any non-ASCII name."
+    import sys
+    enc = sys.getfilesystemencoding()
+    if enc.lower().replace('-', '') in ('utf8',): return _UNDECODABLE
+    return (f"the file's path cannot be decoded in this locale's encoding ({enc}); run under a UTF-8 locale "
+            "(e.g. LC_ALL=C.UTF-8), or rename the file with ASCII characters")
+
 def _undecodable(rel: str) -> bool:
     return any('\udc80' <= c <= '\udcff' for c in rel)
 
@@ -367,7 +375,7 @@ def scan_folder(corpus_dir, recipe: Recipe, language: str | None = None) -> pd.D
             rows, twice = _unique_segments(rows)
             skipped += [(str(corpus_dir / rel), reason) for rel, reason in twice]
         listed = set(found.values())
-        skipped += [(str(corpus_dir / f), _UNDECODABLE) for f in audio if f not in listed and _undecodable(f)]
+        skipped += [(str(corpus_dir / f), _undecodable_reason()) for f in audio if f not in listed and _undecodable(f)]
         listed |= {f for f in audio if _undecodable(f)}
         skipped += [(str(corpus_dir / f), 'audio file not listed in the metadata table(s)') for f in audio if f not in listed]
     else:
@@ -383,7 +391,7 @@ def _parse_files(recipe: Recipe, relpaths: Iterable[str], corpus_dir: Path) -> t
     for rel in relpaths:
         parts = tuple(rel.split('/'))
         try:
-            if _undecodable(rel): raise Skip(_UNDECODABLE)
+            if _undecodable(rel): raise Skip(_undecodable_reason())
             raw, speaker = recipe.parse(parts)
             raw = canon(raw)
             label = recipe.map(raw)

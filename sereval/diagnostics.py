@@ -26,8 +26,8 @@ from .taxonomy import CLASSES, NUM_CLASSES, OTHER_INDEX
 __all__ = ['COLLAPSE_SHARE', 'CHANCE_MARGIN', 'FLAG_COLUMNS', 'MIN_SPEAKERS', 'SPEAKER_PROTOCOL', 'LEAKAGE_COLUMNS',
            'cell_priors', 'cell_predictions', 'confusion', 'per_class', 'cell_report', 'run_cells', 'scored_classes',
            'flag_cells', 'prediction_shares', 'run_flags', 'paper_flags', 'flag_matrix', 'flag_shares', 'flagged_rows',
-           'ood_means', 'no_speakers', 'speaker_overlap', 'train_speaker_heads', 'macro_f1', 'gap_interval',
-           'leakage_table', 'leakage_missing']
+           'ood_means', 'no_speakers', 'speaker_overlap', 'train_speaker_heads', 'drop_speaker_heads', 'macro_f1',
+           'gap_interval', 'leakage_table', 'leakage_missing']
 
 # %% ../nbs/12b_diagnostics.ipynb #aa680a85
 def cell_priors(out, slug: str, train: str) -> dict[str, np.ndarray]:
@@ -244,6 +244,15 @@ def train_speaker_heads(backbone: str, out, corpora: Sequence[str] | None = None
                          device, retrain, progress)
         rows.append({'corpus': c, 'status': 'trained', 'macro_f1': float(res.loc[res.metric == HEADLINE, 'value'].iloc[0])})
     return pd.DataFrame(rows, columns=['corpus', 'status', 'macro_f1'])
+
+def drop_speaker_heads(backbone: str, out, keep: Sequence[str] = ()) -> list[Path]:
+    """Delete `backbone`'s speaker-split heads except those of the corpora `keep`: a run without them (`--no-leakage`,
+    another protocol) then reports none in the leakage table, as a clean run does."""
+    import shutil
+    runs, gone = Layout(out).protocol(SPEAKER_PROTOCOL).runs(backbone_slug(backbone)), []
+    for d in (sorted(runs.iterdir()) if runs.is_dir() else []):
+        if d.name not in keep: (shutil.rmtree(d) if d.is_dir() and not d.is_symlink() else d.unlink()); gone.append(d)
+    return gone
 
 # %% ../nbs/12b_diagnostics.ipynb #5bf120ad
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -98,13 +98,13 @@ def _run_logged(job: Job, grid: Grid, log: str):
 
 def _run_local(grid: Grid, todo: Sequence[Job], max_jobs: int | None = None, quiet: bool = False) -> set[str]:
     "Run `todo` in up to `max_jobs` processes, each job once the jobs it needs are done; returns the names of the failed."
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from sereval.reproduce import worker_pool
     workers = max(1, int(max_jobs or max(1, (os.cpu_count() or 1) // max(1, grid.threads or 1))))
     names = {j.name for j in todo}
     _note(grid.out, {j.name: dict(executor='local', id=None, log=str(job_log_path(grid.out, j))) for j in todo})
     pending, running, ok, failed, n, t0 = list(todo), {}, set(), set(), len(todo), time.time()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn')) as ex:
+    with worker_pool(workers) as ex:
         while pending or running:
             for j in list(pending):
                 needs = _blocked(grid, j, failed)

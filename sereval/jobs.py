@@ -280,6 +280,8 @@ def _run_step(job: Job, grid: Grid):
     elif job.kind == 'finish':
         finish_step(job.backbone, grid.out, grid.data_root, list(grid.corpora), grid.clusters, c, grid.protocol,
                     grid.rule, files_skipped=grid.files_skipped, seeds=grid.seeds)
+        from sereval.diagnostics import drop_speaker_heads
+        drop_speaker_heads(job.backbone, grid.out, keep=grid.leakage_corpora)   # heads the grid has no leakage job for are not this run's
     elif job.kind == 'report':
         from sereval.reproduce import REPORT_NOTEBOOK, run_notebook
         L = Layout(grid.out)

@@ -196,6 +196,10 @@ class Layout:
     def findings(self) -> Path:
         "The findings page of the run (`sereval report`, see `sereval.findings`): sentences with their numbers and tests."
         return self.out/'findings.md'
+    @property
+    def splits_table(self) -> Path:
+        "Split and seed spreads of a `--splits N` run (`sereval.reproduce.split_runs`); the one file under `tables/` the report does not write."
+        return self.tables/'splits.csv'
     def sweep(self, backbone: str) -> Path:
         "Folder of a layer sweep of `backbone` (`sereval sweep`, see `sereval.layersweep`): its results, weights and figure."
         return self.out/'layers'/backbone

@@ -27,7 +27,7 @@ def report(out, slug: str, message: str):
     try:
         p = progress_file(out, slug)
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)   # the umask decides, as for every other file
         try: os.write(fd, line)
         finally: os.close(fd)
     except OSError: pass

@@ -687,6 +687,16 @@ def render_emobox(out, slugs: Sequence[str], labels: Mapping[str, str] | None = 
     return written
 
 # %% ../nbs/13_report.ipynb #5c2afab8
+def _prune(L: Layout, written: Sequence[Path]) -> list[Path]:
+    """Delete what an earlier render left under `tables/` and `figures/` and this one did not write (rankings a run with
+    fewer corpora or seeds cannot make, figures of a corpus gone): the folder then holds what a clean run's report writes.
+    `tables/splits.csv` is kept: `--splits` writes it, not the report."""
+    made, gone = {Path(p).resolve() for p in written}, []
+    for d in (L.tables, L.figures):
+        for p in (sorted(d.rglob('*')) if d.is_dir() else []):
+            if (p.is_file() or p.is_symlink()) and p.resolve() not in made and p != L.splits_table: p.unlink(); gone.append(p)
+    return gone
+
 def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False, blocks: str = 'corpora',
                   posthoc: str = 'wilcoxon-holm', headline_rule: str | None = None) -> list[Path]:
     "Every table and figure of the run in `<out>` (and the paper's, and comparisons; `blocks`, `posthoc`: the rankings' unit and pairwise test; `headline_rule`: the rule of the figures and rankings, default the runs' `--rule`); returns the files written."
@@ -788,6 +798,7 @@ def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool =
             fig = plot_difference(d, order, f'{labels[s]}: this run - paper ({METRIC_LABELS.get(metric, metric)})', metric)
             written += save_figure(fig, L.figures, f'comparison_{s}'); plt.close(fig)
         written += render_emobox(out, slugs, labels)                      # EmoBox's leaderboard layout, after a --protocol emobox run
+        _prune(L, written)
         if not quiet: print(f'run: {len(written)} files under {L.tables} and {L.figures}')
     if paper: written += render_paper(out, metric, quiet=quiet, blocks=blocks, posthoc=posthoc)
     if paper or records: written.append(write_findings(out, include_paper=paper))   # the findings page: <out>/findings.md

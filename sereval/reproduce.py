@@ -18,7 +18,7 @@ from .protocol import TrainConfig
 
 # %% auto #0
 __all__ = ['RUN_NOTEBOOK', 'REPORT_NOTEBOOK', 'NOTEBOOKS', 'PARAMETERS_MARKER', 'find_notebook', 'strip_notebook',
-           'package_notebooks', 'run_notebook', 'reproduce', 'split_runs']
+           'package_notebooks', 'run_notebook', 'worker_pool', 'reproduce', 'split_runs']
 
 # %% ../nbs/14_reproduce.ipynb #ff4918cf
 RUN_NOTEBOOK = '20_run_backbone.ipynb'
@@ -99,6 +99,14 @@ def run_notebook(name: str, output, parameters: dict, cwd=None, kernel: str = 'p
     return output
 
 # %% ../nbs/14_reproduce.ipynb #81f8753e
+def worker_pool(workers: int):
+    """A pool of `workers` spawned processes that ignore SIGINT: a terminal's Ctrl-C reaches the whole process group,
+    and an idle worker would print its own KeyboardInterrupt traceback; sereval (the parent) stops them itself."""
+    import multiprocessing as mp, signal
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context('spawn'), initializer=signal.signal,
+                               initargs=(signal.SIGINT, signal.SIG_IGN))
+
 def _render_paper_quietly(out):
     from sereval.report import render_paper
     return render_paper(out, quiet=True)
@@ -200,6 +208,7 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if splits > 1:
         res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
                                        threads, jobs, quiet, splits, clusters, retrain)
+    else: L.splits_table.unlink(missing_ok=True)     # an earlier --splits run's spreads are not this run's
     return res
 
 def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0):
@@ -214,11 +223,10 @@ def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, 
             done.append(b); mark(slug)
             if not quiet: print(f'[{i}/{n}] {b}: done in {_fmt(time.time() - t)}', flush=True)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
         if not quiet: print(f'{n} backbones, {jobs} at a time (one kernel each)', flush=True)
         # the paper's figures get a worker of their own: they start at once instead of after the first backbone
-        with ProcessPoolExecutor(max_workers=jobs + bool(paper), mp_context=mp.get_context('spawn')) as ex:
+        with worker_pool(jobs + bool(paper)) as ex:
             futs = {}
             for i, (b, path, params) in enumerate(runs, 1):
                 futs[ex.submit(run_notebook, RUN_NOTEBOOK, path, params, out, kernel, False)] = (i, b, path)
@@ -262,6 +270,6 @@ def split_runs(out, splits: int, config: TrainConfig, run, quiet: bool = False) 
     from sereval.uncertainty import split_spreads
     from sereval.layout import write_frame
     t = split_spreads(outs)
-    path = write_frame(L.tables/'splits.csv', t)
+    path = write_frame(L.splits_table, t)
     if not quiet: print(f'split and seed spreads over {splits} splits  ->  {path}')
     return path

@@ -117,6 +117,8 @@ def one_line(err: str, command: str) -> str:
     (['--seed', str(2**70)], 'seed'),                              # beyond 64 bits: torch's OverflowError before
     (['--epochs', str(10**12)], 'epochs'),
     (['--device', 'tpu'], '--device'),                             # accepted, then a RuntimeError after the scan before
+    pytest.param(['--device', 'mps'], 'mps', marks=pytest.mark.skipif(
+        __import__('torch').backends.mps.is_available(), reason='this torch has MPS')),   # round five: a traceback after embedding
     (['--seeds=-5,3'], 'seeds'),                                   # accepted before, while --seed -1 was refused
     (['--seeds', f'1,{2**64}'], 'seeds'),
     (['--folder', 'emodb=/nonexistent-i22'], 'does not exist'),   # "is empty" before
@@ -576,3 +578,47 @@ def test_out_undecodable_in_a_posix_locale_is_named(tmp_path, capsys, monkeypatc
     assert main(['reproduce', '--out', 'o\udcc3\udcbcut', '--dry-run']) == 2
     assert 'UTF-8 locale' in one_line(capsys.readouterr().err, 'reproduce')
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- round five: the findings re-checked one by one
+
+def test_folder_undecodable_in_a_posix_locale_is_named(demo, tmp_path, capsys):
+    "Round five: under LC_ALL=C (no UTF-8 coercion) `--folder cafe=Café_données` reached pyarrow and raised UnicodeEncodeError."
+    assert main(['scan', str(demo), '--folder', 'demo-emodb=Caf\udcc3\udca9', '--out', str(tmp_path / 'o')]) == 2
+    assert 'UTF-8 locale' in one_line(capsys.readouterr().err, 'scan')
+    assert not (tmp_path / 'o').exists()
+
+
+def test_report_drops_what_an_earlier_render_left(tmp_path):
+    """Round five: after a rerun with fewer corpora or seeds, `tables/rankings*` and `figures/critical_difference*` of
+    the earlier render stayed beside a findings page saying there is no ranking. The report now removes every file under
+    tables/ and figures/ it did not write, except `tables/splits.csv` (written by --splits)."""
+    from sereval.report import render_report
+    from sereval.testing import fake_run
+    out = fake_run(tmp_path / 'run')
+    L = Layout(out)
+    fresh = sorted(str(p.relative_to(out)) for p in map(Path, render_report(out, paper=False, quiet=True)) if p.is_relative_to(out))
+    for p in (L.tables / 'rankings.md', L.figures / 'critical_difference.png', L.figures / '.x.png.tmp', L.splits_table):
+        write_text(p, 'from an earlier render')
+    again = sorted(str(p.relative_to(out)) for p in map(Path, render_report(out, paper=False, quiet=True)) if p.is_relative_to(out))
+    assert again == fresh
+    left = {str(p.relative_to(out)) for d in (L.tables, L.figures) for p in d.rglob('*') if p.is_file()}
+    assert left == {f for f in fresh if f.startswith(('tables/', 'figures/'))} | {'tables/splits.csv'}
+
+
+def test_idle_pool_worker_prints_nothing_on_ctrl_c(tmp_path):
+    """Round five: Ctrl-C (SIGINT to the process group) made an idle pool worker print its own 22-line KeyboardInterrupt
+    traceback before sereval's line. `reproduce.worker_pool`'s workers ignore SIGINT; the parent stops them."""
+    import signal, subprocess, sys, time
+    script = tmp_path / 'pool.py'
+    script.write_text('import time\nfrom sereval.reproduce import worker_pool\nif __name__ == "__main__":\n'
+                      '    with worker_pool(2) as ex:\n        ex.submit(time.sleep, 0.1).result()\n'
+                      '        print("ready", flush=True)\n        time.sleep(60)\n')
+    top = Path(__file__).resolve().parent.parent
+    p = subprocess.Popen([sys.executable, str(script)], env={**os.environ, 'PYTHONPATH': str(top)}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert p.stdout.readline().strip() == 'ready'
+    time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGINT)                  # the parent gets KeyboardInterrupt; the idle workers must stay silent
+    _, err = p.communicate(timeout=60)
+    assert 'SpawnProcess' not in err, err
