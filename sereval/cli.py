@@ -640,7 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _safe_streams()
     # a run stopped by Ctrl-C or SIGTERM leaves its pool's semaphores to multiprocessing's resource tracker, which removes
     # them when it ends and warns that it did: that warning is not news to someone who just stopped the run
-    os.environ['PYTHONWARNINGS'] = ','.join(filter(None, [os.environ.get('PYTHONWARNINGS'), 'ignore::UserWarning:multiprocessing.resource_tracker']))
+    quiet_tracker = 'ignore::UserWarning:multiprocessing.resource_tracker'
+    if quiet_tracker not in os.environ.get('PYTHONWARNINGS', ''):
+        os.environ['PYTHONWARNINGS'] = ','.join(filter(None, [os.environ.get('PYTHONWARNINGS'), quiet_tracker]))
     old_term = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)   # SIGTERM stops a run as Ctrl-C does
