@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .errors import SerevalError
+from .errors import SerevalError, UTF8_ADVICE, check_text, locale_encoding
 
 # %% auto #0
 __all__ = ['QUIET_PROGRESS', 'OUT', 'DATA_ROOT', 'CORPORA', 'BACKBONE', 'DEVICE', 'FOLDER', 'EMOBOX', 'THREADS', 'SEED_MAX',
@@ -541,10 +541,7 @@ def validate(a: argparse.Namespace) -> None:
         v = getattr(a, name, None)
         if v is not None and not str(v).strip():
             raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
-        try: v is None or str(v).encode('utf-8')     # bytes undecodable in a POSIX locale: pyarrow cannot open them
-        except UnicodeEncodeError:
-            raise SerevalError(f"--{name.replace('_', '-')} {str(v).encode('utf-8', 'backslashreplace').decode()}: not "
-                               "valid text in this locale; run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)") from None
+        if v is not None: check_text(f"--{name.replace('_', '-')} ", str(v))   # bytes undecodable in a POSIX locale: pyarrow cannot open them
     for name, low in (('time', 1), ('cpus', 1), ('gpus', 0), ('max_jobs', 1)):
         v = getattr(a, name, None)
         if v is not None and v < low:
@@ -565,10 +562,7 @@ def validate(a: argparse.Namespace) -> None:
         dup = [b for i, b in enumerate(bs) if backbone_slug(b) in {backbone_slug(x) for x in bs[:i]}]
         if dup: raise SerevalError(f"--backbones {','.join(bs)}: {', '.join(dup)} given twice; give each backbone once")
     for k, folder in getattr(a, 'folder', None) or []:
-        try: folder.encode('utf-8')                  # as --out: bytes undecodable in a POSIX locale
-        except UnicodeEncodeError:
-            raise SerevalError(f"--folder {k}={folder.encode('utf-8', 'backslashreplace').decode()}: not valid text in "
-                               "this locale; run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)") from None
+        check_text(f'--folder {k}=', folder)
         p = Path(folder) if Path(folder).is_absolute() or root is None else Path(root) / folder
         if not p.is_dir(): raise SerevalError(f"--folder {k}={folder}: {p} {'is not a folder' if p.exists() else 'does not exist'}")
 
@@ -658,8 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sereval {name}: error: {e}", file=sys.stderr)
         return 2
     except UnicodeError as e:                            # a non-ASCII name under a POSIX locale without UTF-8 (PYTHONUTF8=0)
-        enc = sys.getfilesystemencoding()
-        hint = '' if enc.lower().replace('-', '') == 'utf8' else f"; this locale's encoding is {enc}: run under a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
+        enc = locale_encoding()
+        hint = f"; this locale's encoding is {enc}: {UTF8_ADVICE}" if enc else ''
         print(f"sereval {name}: error: a name cannot be {'encoded' if isinstance(e, UnicodeEncodeError) else 'decoded'} "
               f"({getattr(e, 'reason', e)}){hint}", file=sys.stderr)
         return 2

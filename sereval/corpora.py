@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from praatio import textgrid
 
-from .errors import SerevalError
+from .errors import SerevalError, UTF8_ADVICE, locale_encoding
 from .layout import Layout, read_json, write_frame
 from .taxonomy import CLASSES, CLASS_INDEX, map_label, normalize_label
 
@@ -322,11 +322,9 @@ def _printable(path: str) -> str:
 
 def _undecodable_reason() -> str:
     "Why a path with undecodable bytes is skipped: a name in another code page, or (under a non-UTF-8 locale) any non-ASCII name."
-    import sys
-    enc = sys.getfilesystemencoding()
-    if enc.lower().replace('-', '') in ('utf8',): return _UNDECODABLE
-    return (f"the file's path cannot be decoded in this locale's encoding ({enc}); run under a UTF-8 locale "
-            "(e.g. LC_ALL=C.UTF-8), or rename the file with ASCII characters")
+    enc = locale_encoding()
+    if enc is None: return _UNDECODABLE
+    return f"the file's path cannot be decoded in this locale's encoding ({enc}); {UTF8_ADVICE}, or rename the file with ASCII characters"
 
 def _undecodable(rel: str) -> bool:
     return any('\udc80' <= c <= '\udcff' for c in rel)

@@ -615,9 +615,7 @@ def render_diagnostics(out, flags: pd.DataFrame, mats: Mapping[str, pd.DataFrame
                                'percentile bootstrap interval, resampling `interval` (speakers when each test set has '
                                f'{D.MIN_SPEAKERS} or more)', 'seen_speaker_share: share of the random split\'s test clips '
                                'whose speaker is in its training part'] + ([missing] if missing else []), md=named(lk, labels))
-    if missing:
-        for p in L.figures.glob('leakage.*'): p.unlink()    # an earlier render's figure is not this run's
-    else:
+    if not missing:                                       # (an earlier render's figure goes with `_prune`)
         fig = plot_leakage(lk, labels)
         written += save_figure(fig, L.figures, 'leakage'); plt.close(fig)
     order = corpus_order(mats.values(), clusters)
@@ -625,16 +623,12 @@ def render_diagnostics(out, flags: pd.DataFrame, mats: Mapping[str, pd.DataFrame
         if not all(L.run_state(s, c).exists() for c in mats[s].index): continue     # no saved logits (a fabricated run)
         confs = {(tr, te): D.confusion(*D.cell_predictions(out, s, tr, te, rec.rule)) for tr, te in D.run_cells(out, s)}
         marks = {(r.train, r.test): r.flag for r in flags[flags['backbone'] == s].itertuples() if r.flag}
-        made = set()
         for part, keys in confusion_groups(confs, clusters).items():
             what = ('the corpora evaluated in domain only' if part == 'in_domain' else
                     re.sub(r'^cluster(\d+)(?:_(\d+))?$', lambda m: f'cluster {m[1]}' + (f', part {m[2]}' if m[2] else ''), part))
             fig = plot_confusions({k: confs[k] for k in keys}, order,
                                   f'{labels.get(s, s)}: confusion matrices, {what} (out of domain: rule {rec.rule})', marks)
-            files = save_figure(fig, L.figures, f'confusions_{s}_{part}'); plt.close(fig)
-            written += files; made.update(files)
-        for p in [*L.figures.glob(f'confusions_{s}.*'), *L.figures.glob(f'confusions_{s}_*.*')]:
-            if p not in made: p.unlink()                  # an earlier render's figure is not this run's
+            written += save_figure(fig, L.figures, f'confusions_{s}_{part}'); plt.close(fig)
     return written
 
 # %% ../nbs/13_report.ipynb #90ac69b6
