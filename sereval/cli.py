@@ -576,20 +576,24 @@ def _is_resource_tracker(p) -> bool:
     except psutil.Error: return False
 
 def _stop_children(sig=None) -> None:
-    """Send `sig` (default SIGTERM) to every process this one started (pool workers, kernels), killing those still alive after 5 s.
+    """Send `sig` (default SIGTERM) to every process this one started, killing those still alive after 5 s: the direct
+    children (pool workers) first, then theirs (kernels), since a worker that outlives its kernel reports it dead.
     The resource tracker is left to end on its own: killed first, it would be relaunched by the shutting-down pool and print tracebacks."""
     import signal
     try: import psutil
     except ImportError: return
-    try: kids = [k for k in psutil.Process().children(recursive=True) if not _is_resource_tracker(k)]
+    try:
+        me = psutil.Process()
+        kids, direct = [k for k in me.children(recursive=True) if not _is_resource_tracker(k)], {k.pid for k in me.children()}
     except psutil.Error: return
-    for k in kids:
-        try: k.send_signal(sig or signal.SIGTERM)
-        except psutil.Error: pass
-    _, alive = psutil.wait_procs(kids, timeout=5)
-    for k in alive:
-        try: k.kill()
-        except psutil.Error: pass
+    for group in ([k for k in kids if k.pid in direct], [k for k in kids if k.pid not in direct]):
+        for k in group:
+            try: k.send_signal(sig or signal.SIGTERM)
+            except psutil.Error: pass
+        _, alive = psutil.wait_procs(group, timeout=5)
+        for k in alive:
+            try: k.kill()
+            except psutil.Error: pass
 
 def _on_sigterm(signum, frame):
     import signal
