@@ -85,7 +85,11 @@ def _check_kernel(kernel: str):
 def run_notebook(name: str, output, parameters: dict, cwd=None, kernel: str = 'python3', progress: bool = True,
                  stream: bool = False) -> Path:
     "Execute papermill notebook `name` with `parameters`, saving the executed copy at `output`; `stream`: echo its prints and progress bars here."
+    import logging
     import papermill as pm
+    # what papermill logs as an error (a failed cell, a dead kernel) also raises, and sereval reports it in one line;
+    # logged, a Ctrl-C would add "Kernel died while waiting for execute reply." for every kernel it stops
+    logging.getLogger('papermill').setLevel(logging.CRITICAL)
     output = Path(output)
     src = strip_notebook(find_notebook(name), output.parent/'.source'/name)
     try:
