@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_reproduce.ipynb #99d95add
 from __future__ import annotations
-import sys, time
+import contextlib, sys, time
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -115,7 +115,24 @@ def _render_paper_quietly(out):
     from sereval.report import render_paper
     return render_paper(out, quiet=True)
 
+def _start_paper(stack: contextlib.ExitStack, out, quiet: bool, t0: float):
+    "The paper's figures in a pool worker of their own (closed with `stack`), started now; a line says when they are done."
+    job = stack.enter_context(worker_pool(1)).submit(_render_paper_quietly, out)
+    if not quiet: job.add_done_callback(lambda f: f.exception() is None and print(
+        f"paper's figures: done ({_fmt(time.time() - t0)} since start)", flush=True))
+    return job
+
 def _fmt(s: float) -> str: return f'{s:.0f} s' if s < 120 else f'{s / 60:.1f} min'
+
+def _demo_lr_note(root, config: TrainConfig) -> str:
+    "Why the demo trains at its own learning rate, with its corpora's typical training clips and optimizer steps."
+    from sereval.corpora import ROOT_DESCRIPTION
+    from sereval.layout import read_json
+    sizes = sorted(int(c['n_clips']) for c in read_json(Path(root)/ROOT_DESCRIPTION, 'demo description')['corpora'])
+    clips = round(sizes[len(sizes) // 2] * (1 - config.test_size))    # a typical corpus's training clips
+    steps = config.epochs * max(clips // config.batch_size, 1)
+    return (f"demo: learning rate {config.lr:g} (the paper's {TrainConfig().lr:g} suits corpora of thousands of clips; "
+            f"the demo's have about {clips} training clips, some {steps} optimizer steps in {config.epochs} epochs)")
 
 def reproduce(data_root=None,                           # corpora root; None: the offline demo (`sereval.pipeline.DEMO`)
               backbones: Sequence[str] | None = None,   # default: the demo's, or with a data root the paper's ten
@@ -163,59 +180,64 @@ def reproduce(data_root=None,                           # corpora root; None: th
     if protocol == 'emobox' and emobox is None: raise SerevalError("protocol 'emobox' needs EmoBox's data folder (--emobox DATA_DIR)")
     _check_kernel(kernel)                           # a missing kernel stops here too, before anything is written
     out.mkdir(parents=True, exist_ok=True)          # only once the input is known to exist
-    config = default_config(data_root) if config is None else config
-    seeds = [int(s) for s in (seeds or (DEMO.seeds if demo else [config.seed]))]
-    if demo:
-        root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
-        backbones = list(backbones or DEMO.backbones)
-        jobs = DEMO.jobs if jobs is None else jobs
-        if threads is None:   # one thread per backbone when they share the cores; a backbone running alone gets all of them
-            import os
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-            threads = DEMO.threads if min(jobs, len(backbones)) > 1 else max(DEMO.threads, cores)
-        if not quiet and config.lr != TrainConfig().lr:
-            print(f"demo: learning rate {config.lr:g} (the paper's {TrainConfig().lr:g} suits corpora of thousands of clips; "
-                  f"the demo's have about 70 training clips, some 200 optimizer steps in {config.epochs} epochs)")
-    else:
-        root = Path(data_root).resolve()
-        backbones = list(backbones or PAPER_BACKBONES)
-    slugs = [backbone_slug(b) for b in backbones]
-    if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
-    common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
-                  train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads, leakage=bool(leakage),
-                  clusters=clusters)
-    if emobox is not None: common['emobox'] = str(Path(emobox).resolve())
-    write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))
-    jobs = max(1, int(jobs or 1))
-    runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common, retrain=bool(retrain)))
-            for b, s in zip(backbones, slugs)]
-    n, done = len(runs), []
-    import contextlib
-    from sereval.progress import ProgressPrinter, clear
-    clear(out, slugs)        # every backbone reports its steps to <out>/progress/<slug>.log; printed here, one line each
-    printer = contextlib.nullcontext() if quiet else ProgressPrinter(out, dict(zip(slugs, backbones)))
-    with printer:
-        _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0)
-    t = time.time()
-    if not quiet: print(f'tables and figures  ->  {L.notebooks/REPORT_NOTEBOOK}', flush=True)
-    run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=str(out), paper=paper, headline_rule=headline_rule),
-                 cwd=out, kernel=kernel, progress=not quiet)
-    res = dict(out=out, tables=L.tables, figures=L.figures, paper=L.paper.out if paper else None,
-               notebooks=L.notebooks, backbones=done, seconds=time.time() - t0)
-    if not quiet:
-        print(f'tables and figures: done in {_fmt(time.time() - t)}')
-        print(f'\nfinished in {_fmt(res["seconds"])}' + (' (offline demo: SYNTHETIC corpora, weights-free backbones)' if demo else ''))
-        print(f'  tables:            {res["tables"]}')
-        print(f'  figures:           {res["figures"]}')
-        if paper: print(f"  paper's numbers:   {L.paper.tables}, {L.paper.figures}")
-        print(f'  executed notebooks: {L.notebooks}')
-    if splits > 1:
-        res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
-                                       threads, jobs, quiet, splits, clusters, retrain)
-    else: L.splits_table.unlink(missing_ok=True)     # an earlier --splits run's spreads are not this run's
-    return res
+    with contextlib.ExitStack() as stack:   # closes the paper's worker, whatever happens
+        # the paper's figures do not depend on the run: a worker of their own draws them from the start, while the
+        # demo corpora are written and the backbones run (synthesis alone would leave a core idle)
+        paper_job = _start_paper(stack, out, quiet, t0) if paper else None
+        config = default_config(data_root) if config is None else config
+        seeds = [int(s) for s in (seeds or (DEMO.seeds if demo else [config.seed]))]
+        if demo:
+            root = demo_root(out, size=demo_size, seed=demo_seed, quiet=quiet)
+            backbones = list(backbones or DEMO.backbones)
+            jobs = DEMO.jobs if jobs is None else jobs
+            if threads is None:   # one thread per backbone when they share the cores; a backbone running alone gets all of them
+                import os
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+                threads = DEMO.threads if min(jobs, len(backbones)) > 1 else max(DEMO.threads, cores)
+            if not quiet and config.lr != TrainConfig().lr: print(_demo_lr_note(root, config))
+        else:
+            root = Path(data_root).resolve()
+            backbones = list(backbones or PAPER_BACKBONES)
+        slugs = [backbone_slug(b) for b in backbones]
+        if len(set(slugs)) != len(slugs): raise SerevalError(f'backbones {backbones} repeat a name')
+        common = dict(data_root=str(root), out=str(out), corpora=list(corpora) if corpora else None, device=device,
+                      train=config.to_dict(), seeds=seeds, protocol=protocol, rule=rule, threads=threads, leakage=bool(leakage),
+                      clusters=clusters)
+        if emobox is not None: common['emobox'] = str(Path(emobox).resolve())
+        write_json(L.reproduce_record, dict(backbones=backbones, demo=demo, **common))
+        jobs = max(1, int(jobs or 1))
+        runs = [(b, L.notebooks/f'{Path(RUN_NOTEBOOK).stem}_{s}.ipynb', dict(backbone=b, **common, retrain=bool(retrain)))
+                for b, s in zip(backbones, slugs)]
+        n, done = len(runs), []
+        from sereval.progress import ProgressPrinter, clear
+        clear(out, slugs)        # every backbone reports its steps to <out>/progress/<slug>.log; printed here, one line each
+        printer = contextlib.nullcontext() if quiet else ProgressPrinter(out, dict(zip(slugs, backbones)))
+        with printer:
+            _run_backbones(runs, slugs, out, kernel, jobs, quiet, printer, done, t0)
+        if paper_job is not None:
+            try: paper_job.result()
+            except Exception as e:
+                raise e if isinstance(e, SerevalError) else SerevalError(f"the paper's figures failed: {e}") from e
+        t = time.time()
+        if not quiet: print(f'tables and figures  ->  {L.notebooks/REPORT_NOTEBOOK}', flush=True)
+        run_notebook(REPORT_NOTEBOOK, L.notebooks/REPORT_NOTEBOOK, dict(out=str(out), paper=paper, headline_rule=headline_rule),
+                     cwd=out, kernel=kernel, progress=not quiet)
+        res = dict(out=out, tables=L.tables, figures=L.figures, paper=L.paper.out if paper else None,
+                   notebooks=L.notebooks, backbones=done, seconds=time.time() - t0)
+        if not quiet:
+            print(f'tables and figures: done in {_fmt(time.time() - t)}')
+            print(f'\nfinished in {_fmt(res["seconds"])}' + (' (offline demo: SYNTHETIC corpora, weights-free backbones)' if demo else ''))
+            print(f'  tables:            {res["tables"]}')
+            print(f'  figures:           {res["figures"]}')
+            if paper: print(f"  paper's numbers:   {L.paper.tables}, {L.paper.figures}")
+            print(f'  executed notebooks: {L.notebooks}')
+        if splits > 1:
+            res['splits'] = _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel,
+                                           threads, jobs, quiet, splits, clusters, retrain)
+        else: L.splits_table.unlink(missing_ok=True)     # an earlier --splits run's spreads are not this run's
+        return res
 
-def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, t0):
+def _run_backbones(runs, slugs, out, kernel, jobs, quiet, printer, done, t0):
     "The run notebook of every backbone, `jobs` at a time; their progress lines are printed by `printer` meanwhile."
     L, n = Layout(out), len(runs)
     mark = getattr(printer, 'finished', lambda slug: None)
@@ -229,14 +251,11 @@ def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, 
     else:
         from concurrent.futures import as_completed
         if not quiet: print(f'{n} backbones, {jobs} at a time (one kernel each)', flush=True)
-        # the paper's figures get a worker of their own: they start at once instead of after the first backbone
-        with worker_pool(jobs + bool(paper)) as ex:
+        with worker_pool(jobs) as ex:
             futs = {}
             for i, (b, path, params) in enumerate(runs, 1):
                 futs[ex.submit(run_notebook, RUN_NOTEBOOK, path, params, out, kernel, False)] = (i, b, path)
                 if not quiet: print(f'[{i}/{n}] {b}: queued  ->  {path}', flush=True)
-            if paper:   # the paper's figures do not depend on the run: draw them while the backbones run
-                futs[ex.submit(_render_paper_quietly, out)] = (0, "paper's figures", L.paper.out)
             errors = []
             for f in as_completed(futs):
                 i, b, path = futs[f]
@@ -245,8 +264,8 @@ def _run_backbones(runs, slugs, out, kernel, jobs, paper, quiet, printer, done, 
                     errors.append(e)
                     if not quiet: print(f'[{i}/{n}] {b}: FAILED: {e}', flush=True)
                     continue
-                if i: done.append(b); mark(slugs[i - 1])
-                if not quiet: print(f"{f'[{i}/{n}] ' if i else ''}{b}: done ({_fmt(time.time() - t0)} since start)", flush=True)
+                done.append(b); mark(slugs[i - 1])
+                if not quiet: print(f'[{i}/{n}] {b}: done ({_fmt(time.time() - t0)} since start)', flush=True)
             if errors: raise errors[0] if isinstance(errors[0], SerevalError) else SerevalError(str(errors[0]))
 
 def _repeat_splits(root, backbones, out, corpora, config, seeds, protocol, rule, device, kernel, threads, jobs, quiet,

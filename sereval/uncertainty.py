@@ -4,9 +4,10 @@
 
 # %% ../nbs/12c_uncertainty.ipynb #acb23929
 from __future__ import annotations
-import warnings
+import functools, warnings
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ from .diagnostics import MIN_SPEAKERS
 from .errors import SerevalError
 from .layout import Layout, read_frame, read_json, read_record
 from .metrics import HEADLINE, ood_predictions
-from .store import open_store
+from .store import INDEX, open_store, store_dir
 from .taxonomy import NUM_CLASSES, OTHER_INDEX
 from . import paper as P
 
@@ -68,12 +69,31 @@ class Cell:
         "The test set: cells with one key are scored on the same clips (and share their resamples)."
         return ('in', self.train) if self.domain == 'in' else ('out', self.test)
 
-def _speakers(out, slug: str, corpus: str) -> dict:
-    "`{clip_id: speaker}` from the embedding store's index (empty when the store or its speakers are missing)."
+def _stamp(path) -> tuple:
+    "What identifies a file's content for the read caches below: its path, size and modification time (None: missing)."
+    try: st = Path(path).stat()
+    except OSError: return (str(path), None)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+@functools.lru_cache(maxsize=1024)
+def _cached_frame(stamp: tuple) -> pd.DataFrame:
+    return read_frame(stamp[0], 'logits file')
+
+def _read_logits(path) -> pd.DataFrame:
+    "A logits file, read once per content (the report scores the same files under every rule)."
+    return _cached_frame(_stamp(path)).copy()
+
+@functools.lru_cache(maxsize=256)
+def _cached_speakers(stamp: tuple, out: str, slug: str, corpus: str) -> dict:
     try: idx = open_store(Layout(out).embeddings, slug, corpus).index
     except Exception: return {}
     if 'speaker' not in idx: return {}
     return dict(zip(idx['clip_id'].astype(str), idx['speaker'].fillna('').astype(str)))
+
+def _speakers(out, slug: str, corpus: str) -> dict:
+    "`{clip_id: speaker}` from the embedding store's index (empty when the store or its speakers are missing)."
+    folder = store_dir(Layout(out).embeddings, slug, corpus)
+    return _cached_speakers(_stamp(folder/INDEX), str(out), slug, corpus)
 
 def backbone_cells(out, slug: str, rule: str | None = None) -> tuple[list[Cell], list[int], str]:
     "`(cells, seeds, rule)` of one backbone's run under `out`, from every seed's saved logits (`rule`: the run's by default)."
@@ -91,7 +111,7 @@ def backbone_cells(out, slug: str, rule: str | None = None) -> tuple[list[Cell],
             for i, s in enumerate(seeds):
                 f = L.logits(slug, train, test, None if i == 0 else s)
                 if not f.exists(): raise SerevalError(f'{f} is missing: the run of {slug} with seeds {seeds} did not finish; rerun it')
-                df = read_frame(f, 'logits file')
+                df = _read_logits(f)
                 z, y = df[list(LOGIT_COLUMNS)].to_numpy(), df['y'].to_numpy()
                 if test == train:
                     keep = (df['split'] == 'test').to_numpy()
