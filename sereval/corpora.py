@@ -101,6 +101,7 @@ class Recipe:
     licence: str = ''                # its licence, as the publisher states it
     citation: str = ''               # the reference to cite
     published: Mapping[str, int] = field(default_factory=dict)   # published clips per class under this map ({'clips': n}: total only)
+    speaker_of: Callable | None = None  # parts -> speaker, for a corpus whose labels need its `table` but whose names carry the speaker
 
     def __post_init__(self):
         bad = {k: v for k, v in self.label_map.items() if v not in CLASS_INDEX}

@@ -172,6 +172,10 @@ def _duplicates(listing: pd.DataFrame, corpus_dir: Path, corpus: str) -> tuple[p
     skips += [(str(corpus_dir / k.rstrip('@')), f"listed twice in EmoBox's {corpus} metadata: one clip") for k in key[twice]]
     return listing[~key.isin(conflict.index) & ~twice].reset_index(drop=True), skips
 
+def _speaker_of(recipe, relpath: str) -> str:
+    "The speaker a recipe reads from a clip's name when its labels come from EmoBox (e.g. IEMOCAP without EmoEvaluation); '' if none."
+    return recipe.speaker_of(tuple(relpath.split('/'))) if recipe is not None and recipe.speaker_of is not None else ''
+
 def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     """Manifest of one EmoBox corpus: EmoBox's clips (its jsonl) whose audio is under `root`, labelled through sereval's
     recipe of the corpus (label and speaker as the native scan reads them), EmoBox's merges honoured; segments of long
@@ -199,7 +203,7 @@ def scan_corpus(root, data_dir, corpus: str) -> pd.DataFrame:
     for r in rows.itertuples():
         n = native.get(r.relpath)
         raw.append(n[0] if n else canon(r.emo)); label.append(n[1] if n else _emobox_class(r.emo, label_map, recipe))
-        speaker.append(n[2] if n else ''); merged.append(lm.get(canon(r.emo), r.emo))
+        speaker.append(n[2] if n else _speaker_of(recipe, r.relpath)); merged.append(lm.get(canon(r.emo), r.emo))
     rows = rows.assign(raw_label=raw, label=label, speaker=speaker, emobox_label=merged)
     # EmoBox's merges: every raw label it pools gets one class (the class most of the pooled clips have)
     report = []

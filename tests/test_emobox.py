@@ -109,6 +109,8 @@ def test_iemocap_merge_is_honoured_and_reported(tmp_path):
             'clips': len(exc) + len(hap), 'relabelled': 0}
     assert len(rec) == 1 and {k: rec[0][k] for k in want} == want
     assert set(m['label']) == {'anger', 'happiness', 'neutral', 'sadness'}
+    # no EmoEvaluation files here: the speakers come from the file names (session and the turn's gender letter)
+    assert set(m['speaker']) == {f'Ses0{s}{g}' for s in range(1, 6) for g in 'FM'}
 
 
 def _native_corpora():

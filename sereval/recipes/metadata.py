@@ -22,6 +22,11 @@ IEMOCAP_MAP: dict[str, str] = {'neu': 'neutral', 'hap': 'happiness', 'exc': 'hap
 "IEMOCAP EmoEvaluation labels -> class; exc -> happiness, fru -> other (xxx is skipped)."
 _IEMOCAP_LINE = re.compile(r'^\[(?P<start>[\d.]+)\s*-\s*(?P<end>[\d.]+)\]\s+(?P<utt>Ses\d{2}[FM]_\S+)\s+(?P<lab>[a-z]{3})\s+\[', re.M)
 
+def _iemocap_speaker(parts: tuple[str, ...]) -> str:
+    "The speaker of an IEMOCAP utterance from its file name: session and the gender letter of its turn (`Ses01F_impro01_M003.wav` -> `Ses01M`)."
+    utt = Path(parts[-1]).stem
+    return utt[:5] + utt.rsplit('_', 1)[-1][0]
+
 def _iemocap_table(corpus_dir: Path, files=None) -> pd.DataFrame | None:
     "Rows of every `Session*/dialog/EmoEvaluation/*.txt`."
     rows = []
@@ -29,14 +34,15 @@ def _iemocap_table(corpus_dir: Path, files=None) -> pd.DataFrame | None:
         session = p.parts[-4]
         for m in _IEMOCAP_LINE.finditer(p.read_text(encoding='utf-8', errors='replace')):
             utt = m['utt']
-            dialog, turn = utt.rsplit('_', 1)
-            rows.append({'relpath': f'{session}/sentences/wav/{dialog}/{utt}.wav', 'raw_label': m['lab'],
-                         'speaker': utt[:5] + turn[0], 'source': str(p.relative_to(corpus_dir))})
+            rel = f"{session}/sentences/wav/{utt.rsplit('_', 1)[0]}/{utt}.wav"
+            rows.append({'relpath': rel, 'raw_label': m['lab'], 'speaker': _iemocap_speaker(tuple(rel.split('/'))),
+                         'source': str(p.relative_to(corpus_dir))})
     return pd.DataFrame(rows) if rows else None
 
 register(Recipe('iemocap', 'IEMOCAP', 'English',
     layout='Session<n>/sentences/wav/<dialog>/<utterance>.wav + Session<n>/dialog/EmoEvaluation/<dialog>.txt',
     label_map=IEMOCAP_MAP, skip={'xxx': 'no majority label among the IEMOCAP evaluators (xxx)'}, table=_iemocap_table,
+    speaker_of=_iemocap_speaker,
     meanings={'neu': 'neutral', 'hap': 'happiness', 'exc': 'excited', 'ang': 'anger', 'sad': 'sadness', 'fru': 'frustrated',
               'sur': 'surprised', 'fea': 'fear', 'dis': 'disgust', 'oth': 'other', 'xxx': 'no agreement'},
     folders=('IEMOCAP_full_release', 'IEMOCAP'), speakers='session + gender letter of the utterance (Ses01F, Ses01M, ...)',
