@@ -117,7 +117,7 @@ class StackedFrameMLP(nn.Module):
         "Number of heads."
         return len(self.seeds)
 
-    def _each(self, fn) -> list[torch.Tensor]:
+    def each_head(self, fn) -> list:
         "`fn(head)` for every head; in training, each inside its own random stream (the global generator is left alone)."
         if not self.training: return [fn(h) for h in self.mlps]
         out = []
@@ -130,13 +130,13 @@ class StackedFrameMLP(nn.Module):
 
     def frame_logits(self, frames: torch.Tensor) -> torch.Tensor:
         "Logits of every frame under every head: `[F, dim] -> [F, k, n_classes]`."
-        return torch.stack(self._each(lambda h: h.frame_logits(frames)), 1)
+        return torch.stack(self.each_head(lambda h: h.frame_logits(frames)), 1)
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
         "Pooled logits `[B, k, n_classes]` of a packed batch, every head's."
         lengths = torch.as_tensor(lengths, dtype=torch.int64, device=frames.device)
         if segments is None: segments = segment_ids(lengths)
-        return torch.stack(self._each(lambda h: h(frames, lengths, segments)), 1)
+        return torch.stack(self.each_head(lambda h: h(frames, lengths, segments)), 1)
 
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
         "Clip each head's gradient to norm `max_norm` on its own (`nn.utils.clip_grad_norm_` per head); returns the `k` norms."

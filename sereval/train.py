@@ -48,6 +48,19 @@ def _adamw(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
+def _backward(model: nn.Module, batch, y: torch.Tensor, loss_fn, scaler, amp: bool, device) -> torch.Tensor:
+    """The loss of one batch (stacked heads: the sum of theirs), its gradients computed. A `StackedFrameMLP` runs each
+    head's forward and backward before the next head's forward: the heads share no parameter, so the gradients are the
+    summed loss's, bit for bit, while only one head's activations are alive at a time (5-15 % less CPU time than all
+    heads' forward passes first; `tests/test_train.py`)."""
+    def one(head):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            logits = head(batch.frames, batch.lengths, batch.segments)
+        loss = loss_fn(logits.float(), y)
+        scaler.scale(loss).backward()
+        return loss.detach()
+    return sum(model.each_head(one)) if isinstance(model, StackedFrameMLP) else one(model)
+
 def train_head(frames: np.ndarray,                 # [N, dim] frames, usually the store's float16 memory map
                starts: Sequence[int],              # first frame of each training clip
                lengths: Sequence[int],             # number of frames of each training clip
@@ -95,13 +108,9 @@ def train_head(frames: np.ndarray,                 # [N, dim] frames, usually th
         batches = epoch_batches(len(labels), config.batch_size, order_rng)
         for sel, batch in zip(batches, read_batches(reader, starts, lengths, batches, device)):
             y = y_all[sel].to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits = model(batch.frames, batch.lengths, batch.segments)
-            loss = (loss_fn(logits.float(), y) if logits.dim() == 2 else           # stacked heads: the sum of their losses
-                    sum(loss_fn(logits[:, i].float(), y) for i in range(logits.shape[1])))
-            if not torch.isfinite(loss): raise SerevalError(_NON_FINITE.format(what=f'training loss at step {step + 1}'))
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            loss = _backward(model, batch, y, loss_fn, scaler, amp, device)
+            if not torch.isfinite(loss): raise SerevalError(_NON_FINITE.format(what=f'training loss at step {step + 1}'))
             scaler.unscale_(opt)
             if len(seeds) == 1: nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             else: model.clip_grad_norm_(config.grad_clip)                           # each head's norm on its own

@@ -47,3 +47,25 @@ def test_the_last_incomplete_batch_is_dropped():
     few = []
     train_head(frames, starts[:10], lengths[:10], labels[:10], TrainConfig(epochs=2), device='cpu', on_step=lambda s, n: few.append(n))
     assert few == [int(lengths[:10].sum())] * 2
+
+
+def test_stacked_heads_backward_one_at_a_time_equals_the_summed_loss():
+    "`_backward` runs each stacked head's forward and backward in turn: loss and gradients are the summed loss's, bit for bit."
+    from types import SimpleNamespace
+    from sereval.batches import segment_ids
+    from sereval.head import StackedFrameMLP
+    from sereval.train import _backward
+    frames, starts, lengths, labels = toy_frames(12, dim=16, seed=5)
+    lengths_t = torch.as_tensor(lengths)
+    batch = SimpleNamespace(frames=torch.as_tensor(frames).float(), lengths=lengths_t, segments=segment_ids(lengths_t))
+    y, loss_fn = torch.as_tensor(labels), torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    a, b = StackedFrameMLP(16, [34, 35, 36]), StackedFrameMLP(16, [34, 35, 36])
+    a.train(); b.train()
+    scaler = torch.amp.GradScaler('cuda', enabled=False)
+    la = _backward(a, batch, y, loss_fn, scaler, False, torch.device('cpu'))
+    z = b(batch.frames, batch.lengths, batch.segments)                  # every head's forward first, one summed backward
+    lb = sum(loss_fn(z[:, i], y) for i in range(3))
+    lb.backward()
+    assert torch.equal(la, lb.detach()) and la.requires_grad is False
+    for (k, p), q in zip(a.named_parameters(), b.parameters()): assert torch.equal(p.grad, q.grad), k
+    assert all(torch.equal(x[0], y_[0]) for x, y_ in zip(a.rng_states, b.rng_states))   # each head's dropout stream moved alike
