@@ -475,7 +475,7 @@ def _sweep_args():
             OUT, CORPORA, DATA_ROOT.but(help="corpora root whose description defines the out-of-domain clusters (default: the paper's clusters)"),
             CLUSTERS_OPTION, *_training(), _adjustment()[1].but(help='logit adjustment of the out-of-domain scores'),
             arg('--normalize', action='store_true', help="layer-normalise each layer before the learned mix (SUPERB's option)"),
-            DEVICE, THREADS, QUIET_PROGRESS]
+            DEVICE, THREADS, RETRAIN, QUIET_PROGRESS]
 
 def _sweep(a):
     import matplotlib; matplotlib.use('Agg')
@@ -491,7 +491,7 @@ def _sweep(a):
     L = Layout(a.out)
     folder = L.sweep(backbone_slug(a.backbone))
     res, w = layer_sweep(L.embeddings, a.backbone, a.corpora, resolve_clusters(a.clusters, a.data_root), _config(a), a.rule, a.normalize,
-                         device=a.device, out_dir=folder, progress=a.progress)
+                         device=a.device, out_dir=folder, progress=a.progress, retrain=a.retrain)
     print(sweep_summary(res).to_string(float_format=lambda x: f'{x:.3f}'))
     fig = plot_layer_sweep(res, w)
     save_figure(fig, folder, 'layer_sweep'); plt.close(fig)
