@@ -69,6 +69,16 @@ def _drop_unlisted(folder: Path, keep: set[Path]) -> None:
         if (p.is_file() or p.is_symlink()) and p not in keep: p.unlink()
         elif p.is_dir() and not p.is_symlink() and not any(p.iterdir()): p.rmdir()
 
+def _unusable(stores: Mapping[str, EmbeddingStore]) -> dict[str, str]:
+    "Why each store that cannot be used cannot: extraction not complete, fewer than two clips, fewer than two emotion classes."
+    from sereval.pipeline import one_class
+    why = {}
+    for c, s in stores.items():
+        if not s.complete: why[c] = 'extraction not complete'
+        elif len(s.index) < 2: why[c] = f'{len(s.index)} clip(s)'
+        elif (w := one_class(s.index)): why[c] = w
+    return why
+
 def layer_sweep(store_root,                          # root of the embedding stores (`Layout(out).embeddings`)
                 backbone: str,                       # a backbone whose stores hold several layers (`<name>@all`)
                 corpora: Sequence[str] | None = None,  # training corpora (default: every store)
@@ -84,16 +94,24 @@ def layer_sweep(store_root,                          # root of the embedding sto
     """`(results, weights)`: macro F1 of a head per layer and of the learned mix (`SWEEP_COLUMNS`), and the mix's weights per training corpus.
     With `out_dir`, each finished head is kept under `heads/` with a fingerprint of what determines it (the stores' content,
     the training setup, the rule, the test corpora, `normalize`): a rerun reuses those that match, trains the others, and
-    deletes those the sweep no longer has, so a sweep stopped half-way continues and ends as a clean run would."""
+    deletes those the sweep no longer has, so a sweep stopped half-way continues and ends as a clean run would.
+    A store whose extraction is not complete, of fewer than two clips or of one emotion class is skipped with its reason
+    (a training corpus asked for by name that is not complete or too small is an error)."""
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
     available = list_corpora(store_root, backbone)
     if not available: raise SerevalError(f"no embedding stores for {backbone!r} under {Path(store_root) / backbone_slug(backbone)}")
     stores = {c: open_store(store_root, backbone, c) for c in available}
-    corpora = list(corpora or available)
+    asked, corpora = corpora is not None, list(dict.fromkeys(corpora or available))
     missing = [c for c in corpora if c not in stores]
     if missing: raise SerevalError(f"no store of {backbone!r} for {missing}")
+    for c, why in _unusable(stores).items():           # neither trained nor tested on, as `sereval train` does
+        if asked and c in corpora and 'emotion class' not in why: raise SerevalError(f'store {stores[c].folder} cannot be used: {why}')
+        if c in corpora or not asked: print(f'skipping {c}: {why} ({stores[c].folder})')
+        del stores[c]
+    corpora = [c for c in corpora if c in stores]
+    if not corpora: raise SerevalError(f"no usable store of {backbone!r} to train on (see the reasons above)")
     layers, d = store_layers(stores[corpora[0]])
-    pairs = ood_pairs(dict(CLUSTERS if clusters is None else clusters), available)
+    pairs = ood_pairs(dict(CLUSTERS if clusters is None else clusters), list(stores))
     y = {c: label_indices(s.index['label']) for c, s in stores.items()}
     prior = {c: class_priors(s.index['label']) for c, s in stores.items()}
     fps = {c: store_fingerprint(s) for c, s in stores.items()}

@@ -140,3 +140,41 @@ def test_sweep_damaged_head_file_is_trained_again(stores, clean, tmp_path, damag
     (Layout(out).sweep(backbone_slug(name)) / 'heads' / 'demo-mesd' / 'weighted.json').write_text(damage)
     (Layout(out).sweep(backbone_slug(name)) / 'sweep.csv').unlink()
     assert sweep(stores, out) == 0 and outputs(out, name) == clean
+
+
+def _edit_store(out: Path, name: str, corpus: str, meta=None, labels=None):
+    from sereval.layout import write_frame, write_json
+    folder = Layout(out).store(backbone_slug(name), corpus)
+    if meta: write_json(folder / 'meta.json', {**json.loads((folder / 'meta.json').read_text()), **meta})
+    if labels:
+        idx = pd.read_parquet(folder / 'index.parquet'); idx['label'] = labels; write_frame(folder / 'index.parquet', idx)
+
+
+def test_sweep_skips_an_incomplete_store(stores, tmp_path, capsys):
+    "Adversarial (sweep): a store whose extraction was stopped was swept as if complete. Now skipped with its reason; named, an error."
+    out, name = fresh(stores, tmp_path / 'out'), stores[1]
+    _edit_store(out, name, 'demo-emovo', meta={'complete': False})
+    assert sweep(stores, out) == 0
+    assert 'skipping demo-emovo: extraction not complete' in capsys.readouterr().out
+    res = pd.read_csv(Layout(out).sweep(backbone_slug(name)) / 'sweep.csv')
+    assert set(res['train']) == set(res['test']) == {'demo-mesd'}
+    assert sweep(stores, out, '--corpora', 'demo-emovo') == 2
+    assert 'cannot be used: extraction not complete' in capsys.readouterr().err
+
+
+def test_sweep_flags_a_one_emotion_corpus(stores, tmp_path, capsys):
+    "Adversarial (sweep): a corpus of one emotion was trained and scored (in-domain macro F1 0.333 averaged in). Now skipped with its reason."
+    out, name = fresh(stores, tmp_path / 'out'), stores[1]
+    _edit_store(out, name, 'demo-emovo', labels='anger')
+    assert sweep(stores, out) == 0
+    assert 'skipping demo-emovo: 1 emotion class (anger)' in capsys.readouterr().out
+    assert set(pd.read_csv(Layout(out).sweep(backbone_slug(name)) / 'sweep.csv')['train']) == {'demo-mesd'}
+    assert sweep(stores, out, '--corpora', 'demo-emovo') == 2
+    assert 'no usable store' in capsys.readouterr().err
+
+
+def test_sweep_corpus_given_twice_is_swept_once(stores, clean, tmp_path):
+    "Adversarial (sweep): `--corpora a,a` trained a twice and wrote every row twice."
+    out, name = fresh(stores, tmp_path / 'out'), stores[1]
+    assert sweep(stores, out, '--corpora', 'demo-emovo,demo-mesd,demo-emovo') == 0
+    assert outputs(out, name) == clean

@@ -122,3 +122,66 @@ def test_signal_at_the_end_of_an_in_process_call_is_the_callers(tmp_path):
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     assert main(['report', '--out', str(tmp_path / 'none')]) == 2
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# ---------------------------------------------------------------- adversarial mini-round: damaged files under <out> and `report`
+
+def _fake(tmp_path):
+    from sereval.layout import Layout
+    from sereval.testing import fake_run
+    return fake_run(tmp_path / 'run'), Layout(tmp_path / 'run')
+
+
+@pytest.mark.parametrize('cut', ['inside the header', 'inside a row', 'a whole row'])
+def test_report_names_a_matrix_cut_short(tmp_path, capsys, cut):
+    """Adversarial: a matrix cut short (a copy stopped half-way) was rendered as it was: a row named 'a' of NaN, or one
+    training corpus fewer, without a word. Now it is checked against the run record and named, with what to do."""
+    import json
+    out, L = _fake(tmp_path)
+    p = L.matrix('macro_f1', 'egemaps')
+    text = p.read_text()
+    if cut == 'a whole row':                          # only a record saying which corpora were trained can tell
+        rec = json.loads(L.record('egemaps').read_text())
+        rec['extra']['protocol_applied'] = {c: 'random' for c in rec['corpora']}
+        L.record('egemaps').write_text(json.dumps(rec))
+    p.write_text({'inside the header': text[:text.index('\n') + 2], 'inside a row': text[:text.rindex(',') - 3],
+                  'a whole row': text[:text.rstrip('\n').rindex('\n') + 1]}[cut])
+    assert main(['report', '--out', str(out), '--no-paper']) == 2
+    line = error_line(capsys.readouterr().err, 'report')
+    assert str(p) in line and 'delete it and rerun' in line
+
+
+@pytest.fixture(scope='module')
+def trained(demo, tmp_path_factory):
+    "The output folder of a small `sereval train` run."
+    out = tmp_path_factory.mktemp('trained') / 'out'
+    assert main(['train', '--backbone', 'whisper-logmel', '--data-root', str(demo), '--out', str(out), '--epochs', '2', '--quiet']) == 0
+    return out
+
+
+@pytest.mark.parametrize('cut', ['emptied', 'inside a row'])
+def test_report_names_a_results_table_cut_short(trained, tmp_path, capsys, cut):
+    "Adversarial: an emptied results table gave pandas' EmptyDataError traceback (exit 1); one cut inside a row was rendered as it was."
+    import shutil
+    from sereval.layout import Layout
+    out = shutil.copytree(trained, tmp_path / 'out')
+    p = Layout(out).results('whisperlogmel')
+    p.write_text('' if cut == 'emptied' else p.read_text()[:120])
+    assert main(['report', '--out', str(out), '--no-paper']) == 2
+    line = error_line(capsys.readouterr().err, 'report')
+    assert str(p) in line and 'delete it and rerun' in line
+
+
+def test_report_deletes_no_file_of_a_kind_it_does_not_write(tmp_path):
+    """Adversarial: with `figures/` a link to a folder of the user's (to publish the figures), the report deleted every
+    file there it had not written, a photo included. It now deletes only stale files of the kinds it writes."""
+    out, L = _fake(tmp_path)
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'holiday.jpg').write_text('precious'); (mine / 'notes.txt').write_text('mine')
+    (mine / 'stale_figure.png').write_text('an earlier render'); (mine / '.x.png.a1b2.tmp').write_text('a cut write')
+    L.figures.symlink_to(mine)
+    assert main(['report', '--out', str(out), '--no-paper']) == 0
+    left = {p.name for p in mine.iterdir()}
+    assert {'holiday.jpg', 'notes.txt'} <= left and not {'stale_figure.png', '.x.png.a1b2.tmp'} & left
+    assert any(n.endswith('.png') for n in left)                     # the figures were written there
