@@ -549,6 +549,9 @@ def validate(a: argparse.Namespace) -> None:
         v = getattr(a, name, None)
         if v is not None and not str(v).strip():
             raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
+    root = getattr(a, 'data_root', None)
+    if root is not None and not Path(root).exists():   # `sweep` reads only its clusters: it would fall back to the paper's
+        raise SerevalError(f"data root {root} does not exist")
     for name in _PATHS:                                # bytes undecodable in a POSIX locale: pyarrow cannot open them
         v = getattr(a, name, None)
         if name == 'clusters' and v in ('paper', 'extended'): continue

@@ -267,7 +267,10 @@ def write_record(out, record: RunRecord) -> Path:
 def read_record(out, backbone: str) -> RunRecord:
     "The run record of the backbone `backbone` (a slug) under `out`."
     p = Layout(out).record(backbone)
-    return RunRecord.from_dict(read_json(p, 'run record'), where=f'run record {p}')
+    r = RunRecord.from_dict(read_json(p, 'run record'), where=f'run record {p}')
+    if r.slug != backbone:                       # copied from another backbone's folder, or edited
+        raise SerevalError(f"run record {p} is of backbone {r.slug!r}, not of its folder's {backbone!r}; delete it and rerun the backbone")
+    return r
 
 def read_records(out) -> dict[str, RunRecord]:
     "Every run record under `out`, by slug."

@@ -137,10 +137,12 @@ def _plt():
     return plt, sns
 
 def save_figure(fig, folder, name: str) -> list[Path]:
-    "Save `fig` as `<folder>/<name>.png` (150 dpi) and `.svg`, each written atomically; returns the paths."
+    "Save `fig` as `<folder>/<name>.png` (150 dpi) and `.svg`, each written atomically and the same bytes for the same figure; returns the paths."
+    import matplotlib.pyplot as plt
     folder = Path(folder)
-    return [atomic_write(folder/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight')),
-            atomic_write(folder/f'{name}.svg', lambda tmp: fig.savefig(tmp, format='svg', bbox_inches='tight'))]
+    with plt.rc_context({'svg.hashsalt': name}):    # the same figure, the same bytes: no date, ids from its name
+        return [atomic_write(folder/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight')),
+                atomic_write(folder/f'{name}.svg', lambda tmp: fig.savefig(tmp, format='svg', bbox_inches='tight', metadata={'Date': None}))]
 
 CELL, FONT = 0.5, 12   # heatmap cell (inches) and text size (points): figures stay legible shrunk to a page's column
 

@@ -185,3 +185,32 @@ def test_report_deletes_no_file_of_a_kind_it_does_not_write(tmp_path):
     left = {p.name for p in mine.iterdir()}
     assert {'holiday.jpg', 'notes.txt'} <= left and not {'stale_figure.png', '.x.png.a1b2.tmp'} & left
     assert any(n.endswith('.png') for n in left)                     # the figures were written there
+
+
+def test_run_record_in_another_backbones_folder_is_named(tmp_path, capsys):
+    "Adversarial: a run record copied into another folder under runs/ (a backup, `cp -r`) made the report fail with pandas' 'No objects to concatenate' traceback."
+    import shutil
+    out, L = _fake(tmp_path)
+    shutil.copytree(L.runs('egemaps'), L.runs('egemapscopy'))
+    assert main(['report', '--out', str(out), '--no-paper']) == 2
+    line = error_line(capsys.readouterr().err, 'report')
+    assert str(L.record('egemapscopy')) in line and 'delete it and rerun' in line
+
+
+def test_report_rerun_writes_the_same_bytes_figures_included(tmp_path):
+    "Adversarial: every rerun of the report rewrote each SVG figure with another date and other clip-path ids."
+    import hashlib
+    out, L = _fake(tmp_path)
+    def digest(): return {str(p.relative_to(out)): hashlib.sha1(p.read_bytes()).hexdigest()
+                          for d in (L.tables, L.figures) for p in sorted(d.rglob('*')) if p.is_file()}
+    assert main(['report', '--out', str(out), '--no-paper']) == 0
+    first = digest()
+    assert main(['report', '--out', str(out), '--no-paper']) == 0
+    assert digest() == first and any(f.endswith('.svg') for f in first)
+
+
+def test_sweep_with_a_missing_data_root_is_refused(tmp_path, capsys):
+    "Adversarial: `sweep --data-root` of a folder that does not exist silently used the paper's clusters instead of the root's."
+    assert main(['sweep', '--backbone', 'whisper-logmel', '--out', str(tmp_path / 'o'), '--data-root', str(tmp_path / 'nope')]) == 2
+    assert 'does not exist' in error_line(capsys.readouterr().err, 'sweep')
+    assert not (tmp_path / 'o').exists()
