@@ -391,8 +391,9 @@ import signal, threading
 
 @contextmanager
 def deferred_interrupt():
-    "Hold Ctrl-C (SIGINT) while the block runs (C code with Python callbacks), then raise `KeyboardInterrupt`."
+    "Hold Ctrl-C (SIGINT) while the block runs (C code with Python callbacks), then raise `KeyboardInterrupt`; an ignored SIGINT stays ignored."
     if threading.current_thread() is not threading.main_thread(): yield; return   # signals reach the main thread only
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN: yield; return   # ignored (nohup, a background job): it stays so
     caught = []
     previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
     try: yield

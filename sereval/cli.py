@@ -475,7 +475,7 @@ def _sweep_args():
             OUT, CORPORA, DATA_ROOT.but(help="corpora root whose description defines the out-of-domain clusters (default: the paper's clusters)"),
             CLUSTERS_OPTION, *_training(), _adjustment()[1].but(help='logit adjustment of the out-of-domain scores'),
             arg('--normalize', action='store_true', help="layer-normalise each layer before the learned mix (SUPERB's option)"),
-            DEVICE, THREADS, QUIET_PROGRESS]
+            DEVICE, THREADS, RETRAIN, QUIET_PROGRESS]
 
 def _sweep(a):
     import matplotlib; matplotlib.use('Agg')
@@ -491,7 +491,7 @@ def _sweep(a):
     L = Layout(a.out)
     folder = L.sweep(backbone_slug(a.backbone))
     res, w = layer_sweep(L.embeddings, a.backbone, a.corpora, resolve_clusters(a.clusters, a.data_root), _config(a), a.rule, a.normalize,
-                         device=a.device, out_dir=folder, progress=a.progress)
+                         device=a.device, out_dir=folder, progress=a.progress, retrain=a.retrain)
     print(sweep_summary(res).to_string(float_format=lambda x: f'{x:.3f}'))
     fig = plot_layer_sweep(res, w)
     save_figure(fig, folder, 'layer_sweep'); plt.close(fig)
@@ -524,6 +524,14 @@ def _command_name(argv: list[str]) -> tuple[str | None, list[str], str]:
         return None, argv[1:2], _usage('bench ')
     return (argv[0], argv[1:], '') if argv[0] in COMMANDS else (None, argv[:1], _usage())
 
+_PATHS = ('out', 'data_root', 'root', 'emobox', 'manifest', 'clusters', 'rates', 'dir', 'save')
+"Options naming a file or folder: `validate` checks that each, made absolute, is text this locale can write."
+
+def _absolute(path: str) -> str:
+    "`path` made absolute (the current folder's name may be undecodable too), or as given when the current folder is gone."
+    try: return str(Path(path).absolute())
+    except OSError: return path
+
 _DEVICE = re.compile(r'(cpu|mps|cuda(:\d+)?|auto)')
 _MEM = re.compile(r'\d+[KMGT]?', re.I)
 
@@ -541,7 +549,16 @@ def validate(a: argparse.Namespace) -> None:
         v = getattr(a, name, None)
         if v is not None and not str(v).strip():
             raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
-        if v is not None: check_text(f"--{name.replace('_', '-')} ", str(v))   # bytes undecodable in a POSIX locale: pyarrow cannot open them
+    root = getattr(a, 'data_root', None)
+    if root is not None and not Path(root).exists():   # `sweep` reads only its clusters: it would fall back to the paper's
+        raise SerevalError(f"data root {root} does not exist")
+    for name in _PATHS:                                # bytes undecodable in a POSIX locale: pyarrow cannot open them
+        v = getattr(a, name, None)
+        if name == 'clusters' and v in ('paper', 'extended'): continue
+        if v is not None: check_text(f"--{name.replace('_', '-')} ", _absolute(str(v)))   # a relative one: the current folder's name too
+    if getattr(a, 'name', None) is not None:           # `embed --name`: the stores' folder name
+        from sereval.layout import slug
+        slug(check_text('--name ', a.name))
     for name, low in (('time', 1), ('cpus', 1), ('gpus', 0), ('max_jobs', 1)):
         v = getattr(a, name, None)
         if v is not None and v < low:
@@ -608,6 +625,24 @@ def _on_sigint(signum, frame):
     _stop_children()
     raise KeyboardInterrupt()
 
+def _stopped(name: str, term: bool) -> str:
+    "The one line of command `name` stopped by SIGTERM (`term`) or Ctrl-C."
+    what = 'terminated (SIGTERM)' if term else 'interrupted'
+    return f"sereval {name}: {what}; rerun the same command to continue where it stopped"
+
+def _late_handler(name: str):
+    """The handler of SIGTERM and Ctrl-C in the `sereval` process once its command's work is over (finished, or failed
+    and being reported): the one line and exit status (143, 130) at once, never a traceback from the code then running
+    (the interpreter's shutdown). Every file is written by then, each complete (`layout.atomic_write`)."""
+    def on(signum, frame):
+        import os, signal
+        term = signum == signal.SIGTERM
+        try:
+            sys.stdout.flush()
+            print(_stopped(name, term), file=sys.stderr, flush=True)
+        finally: os._exit(143 if term else 130)
+    return on
+
 def _safe_streams() -> None:
     "Printing never fails on a name the terminal's encoding lacks (a POSIX locale): such characters are escaped."
     for s in (sys.stdout, sys.stderr):
@@ -616,6 +651,7 @@ def _safe_streams() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     "Entry point of the `sereval` console script; returns the exit status (2: bad usage or a `SerevalError`; 1: an OS error; 130: interrupted)."
+    console = argv is None                                # the `sereval` process itself, not a caller in process
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (['--version'], ['-V']):
         print(f'sereval {__version__}')
@@ -642,6 +678,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if quiet_tracker not in os.environ.get('PYTHONWARNINGS', ''):
         os.environ['PYTHONWARNINGS'] = ','.join(filter(None, [os.environ.get('PYTHONWARNINGS'), quiet_tracker]))
     old_term = None
+    def ending(handler=None):
+        "From here on a signal gets `handler`, else the late handler (the console script) or the caller's own (in process)."
+        if old_term is None: return
+        late = handler or (_late_handler(name) if console else None)
+        signal.signal(signal.SIGTERM, late or old_term)
+        if callable(old_int): signal.signal(signal.SIGINT, late or old_int)
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)   # SIGTERM stops a run as Ctrl-C does
         old_int = signal.getsignal(signal.SIGINT)
@@ -653,25 +695,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         COMMANDS[name].run(a)
         return 0
     except SerevalError as e:
+        ending()
         print(f"sereval {name}: error: {e}", file=sys.stderr)
         return 2
     except UnicodeError as e:                            # a non-ASCII name under a POSIX locale without UTF-8 (PYTHONUTF8=0)
+        ending()
         enc = locale_encoding()
         hint = f"; this locale's encoding is {enc}: {UTF8_ADVICE}" if enc else ''
         print(f"sereval {name}: error: a name cannot be {'encoded' if isinstance(e, UnicodeEncodeError) else 'decoded'} "
               f"({getattr(e, 'reason', e)}){hint}", file=sys.stderr)
         return 2
     except OSError as e:                                  # a full disk, a read-only folder, an --out under a file
+        ending()
         from sereval.errors import os_error_message
         print(f"sereval {name}: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         term = isinstance(e, _Terminated)
+        ending(signal.SIG_IGN)                           # stopping already: another signal is not news
         if not term: _stop_children()                   # Ctrl-C held back by C code (`backbones` raises it afterwards)
-        what = 'terminated (SIGTERM)' if term else 'interrupted'
-        print(f"sereval {name}: {what}; rerun the same command to continue where it stopped", file=sys.stderr)
+        ending()
+        print(_stopped(name, term), file=sys.stderr)
         return 143 if term else 130
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-            if callable(old_int): signal.signal(signal.SIGINT, old_int)
+    finally: ending()

@@ -18,7 +18,7 @@ from .errors import SerevalError
 from .layout import Layout, read_frame, read_json, read_record
 from .metrics import HEADLINE, compute_metrics, ood_predictions
 from .protocol import PAPER_PRIORS, TrainConfig
-from .results import id_ood, ood_by_test, ood_by_train, read_matrices, run_records
+from .results import id_ood, ood_by_test, ood_by_train, read_matrices, read_results_file, run_records
 from .store import list_corpora, open_store
 from .taxonomy import CLASSES, NUM_CLASSES, OTHER_INDEX
 
@@ -77,7 +77,7 @@ def run_cells(out, slug: str) -> list[tuple[str, str]]:
     "The (train, test) cells of a backbone's results table, in its order."
     p = Layout(out).results(backbone_slug(slug))
     if not p.exists(): raise SerevalError(f'no results table {p}; run that backbone first')
-    return list(dict.fromkeys(map(tuple, pd.read_csv(p)[['train', 'test']].to_numpy().tolist())))
+    return list(dict.fromkeys(map(tuple, read_results_file(p)[['train', 'test']].to_numpy().tolist())))
 
 # %% ../nbs/12b_diagnostics.ipynb #24a69f08
 COLLAPSE_SHARE: float = 0.9

@@ -4,6 +4,7 @@
 
 # %% ../nbs/10a_layersweep.ipynb #b40b12e3
 from __future__ import annotations
+import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -11,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from .backbones import backbone_slug
+from .benchmark import store_fingerprint
 from .errors import SerevalError
 from .head import LayerWeightedHead
-from .layout import write_frame
+from .layout import read_json, write_frame, write_json
 from .metrics import evaluate
 from .protocol import CLUSTERS, RULES, TrainConfig, class_priors, make_split, ood_pairs
 from .store import EmbeddingStore, list_corpora, open_store
@@ -46,6 +48,37 @@ def layer_frames(store: EmbeddingStore, layer: int) -> np.ndarray:
 def _clips(s: EmbeddingStore):
     return s.index['start'].to_numpy(np.int64), s.index['n_frames'].to_numpy(np.int64)
 
+def _head_file(out_dir, train: str, head: str, layer: int) -> Path:
+    "Where a sweep keeps one finished head's fingerprint and scores: `heads/<train>/layer<k>.json` or `weighted.json`."
+    return Path(out_dir)/'heads'/train/(f'layer{layer}.json' if head == 'layer' else 'weighted.json')
+
+def _finished(path: Path, want: dict, tests: Sequence[str], n_weights: int):
+    "`(macro F1 by test corpus, mix weights)` of the head kept in `path` if it was trained as `want` says; None if missing, damaged or another."
+    try: done = read_json(path, 'sweep head')
+    except SerevalError: return None
+    f1, w = done.get('macro_f1'), done.get('weights')
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if (done.get('fingerprint') != json.loads(json.dumps(want)) or not isinstance(f1, dict) or list(f1) != list(tests)
+            or not all(map(num, f1.values())) or not isinstance(w, list) or len(w) != n_weights or not all(map(num, w))):
+        return None
+    return f1, w
+
+def _drop_unlisted(folder: Path, keep: set[Path]) -> None:
+    "Delete the files under `folder` not in `keep` (heads of corpora or layers the sweep no longer has), then its empty folders."
+    for p in sorted(folder.rglob('*'), reverse=True) if folder.is_dir() else []:
+        if (p.is_file() or p.is_symlink()) and p not in keep: p.unlink()
+        elif p.is_dir() and not p.is_symlink() and not any(p.iterdir()): p.rmdir()
+
+def _unusable(stores: Mapping[str, EmbeddingStore]) -> dict[str, str]:
+    "Why each store that cannot be used cannot: extraction not complete, fewer than two clips, fewer than two emotion classes."
+    from sereval.pipeline import one_class
+    why = {}
+    for c, s in stores.items():
+        if not s.complete: why[c] = 'extraction not complete'
+        elif len(s.index) < 2: why[c] = f'{len(s.index)} clip(s)'
+        elif (w := one_class(s.index)): why[c] = w
+    return why
+
 def layer_sweep(store_root,                          # root of the embedding stores (`Layout(out).embeddings`)
                 backbone: str,                       # a backbone whose stores hold several layers (`<name>@all`)
                 corpora: Sequence[str] | None = None,  # training corpora (default: every store)
@@ -54,42 +87,73 @@ def layer_sweep(store_root,                          # root of the embedding sto
                 rule: str = 'paper',                 # logit adjustment of the out-of-domain scores
                 normalize: bool = False,             # layer-normalise each layer before the learned mix (SUPERB's option)
                 device=None,
-                out_dir=None,                        # where to write `sweep.csv` and `layer_weights.csv` (None: nothing written)
-                progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "`(results, weights)`: macro F1 of a head per layer and of the learned mix (`SWEEP_COLUMNS`), and the mix's weights per training corpus."
+                out_dir=None,                        # where to write `sweep.csv`, `layer_weights.csv` and the finished heads (None: nothing written)
+                progress: bool = False,
+                retrain: bool = False,               # train every head again, even where `out_dir` keeps a finished one
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(results, weights)`: macro F1 of a head per layer and of the learned mix (`SWEEP_COLUMNS`), and the mix's weights per training corpus.
+    With `out_dir`, each finished head is kept under `heads/` with a fingerprint of what determines it (the stores' content,
+    the training setup, the rule, the test corpora, `normalize`): a rerun reuses those that match, trains the others, and
+    deletes those the sweep no longer has, so a sweep stopped half-way continues and ends as a clean run would.
+    A store whose extraction is not complete, of fewer than two clips or of one emotion class is skipped with its reason
+    (a training corpus asked for by name that is not complete or too small is an error)."""
     if rule not in RULES: raise SerevalError(f'unknown rule {rule!r}; expected one of {RULES}')
     available = list_corpora(store_root, backbone)
     if not available: raise SerevalError(f"no embedding stores for {backbone!r} under {Path(store_root) / backbone_slug(backbone)}")
     stores = {c: open_store(store_root, backbone, c) for c in available}
-    corpora = list(corpora or available)
+    asked, corpora = corpora is not None, list(dict.fromkeys(corpora or available))
     missing = [c for c in corpora if c not in stores]
     if missing: raise SerevalError(f"no store of {backbone!r} for {missing}")
+    for c, why in _unusable(stores).items():           # neither trained nor tested on, as `sereval train` does
+        if asked and c in corpora and 'emotion class' not in why: raise SerevalError(f'store {stores[c].folder} cannot be used: {why}')
+        if c in corpora or not asked: print(f'skipping {c}: {why} ({stores[c].folder})')
+        del stores[c]
+    corpora = [c for c in corpora if c in stores]
+    if not corpora: raise SerevalError(f"no usable store of {backbone!r} to train on (see the reasons above)")
     layers, d = store_layers(stores[corpora[0]])
-    pairs = ood_pairs(dict(CLUSTERS if clusters is None else clusters), available)
+    pairs = ood_pairs(dict(CLUSTERS if clusters is None else clusters), list(stores))
     y = {c: label_indices(s.index['label']) for c, s in stores.items()}
     prior = {c: class_priors(s.index['label']) for c, s in stores.items()}
-    rows, weights = [], []
+    fps = {c: store_fingerprint(s) for c, s in stores.items()}
     heads = [('layer', l) for l in layers] + ([('weighted', -1)] if len(layers) > 1 else [])
+    plan = []                                          # (train, tests, head, layer, fingerprint, file, kept result)
     for train in corpora:
-        s = stores[train]
-        held, _ = make_split(s.index, 'random', config.test_size, config.seed, dim=d)
-        starts, lengths = _clips(s)
+        tests = [train, *[t for a, t in pairs if a == train]]
         for head, layer in heads:
+            want = {'backbone': backbone, 'train': train, 'head': head, 'layer': layer, 'layers': layers,
+                    'config': config.to_dict(), 'rule': rule, 'stores': {t: fps[t] for t in tests},
+                    **({'normalize': bool(normalize)} if head == 'weighted' else {})}
+            path = None if out_dir is None else _head_file(out_dir, train, head, layer)
+            kept = None if path is None or retrain else _finished(path, want, tests, len(layers) if head == 'weighted' else 0)
+            plan.append((train, tests, head, layer, want, path, kept))
+    n_kept = sum(p[-1] is not None for p in plan)
+    if progress and n_kept: print(f'{n_kept} of {len(plan)} heads already trained as now asked: reused from {Path(out_dir) / "heads"}')
+    rows, weights, split = [], [], {}
+    for train, tests, head, layer, want, path, kept in plan:
+        if kept is None:
+            s = stores[train]
+            if train not in split: split[train] = make_split(s.index, 'random', config.test_size, config.seed, dim=d)[0]
+            held, (starts, lengths) = split[train], _clips(s)
             view = (lambda st: layer_frames(st, layer)) if head == 'layer' else (lambda st: st.frames)
             make = (lambda cfg: LayerWeightedHead(len(layers), d, cfg.hidden, dropout=cfg.dropout, normalize=normalize)
                     ) if head == 'weighted' else None
             model = train_head(view(s), starts[~held], lengths[~held], y[train][~held], config, device,
                                progress=f'{train} {head} {layer}' if progress else False, make_head=make)
-            for test in [train, *[t for a, t in pairs if a == train]]:
+            f1 = {}
+            for test in tests:
                 z = predict_logits(model, view(stores[test]), *_clips(stores[test]))
-                if test == train: m, dom, r = evaluate(z[held], y[test][held], 'in'), 'in', 'none'
-                else: m, dom, r = evaluate(z, y[test], 'out', prior[train], prior[test], rule), 'out', rule
-                rows.append((backbone, train, test, dom, r, head, layer, m['macro_f1']))
-            if head == 'weighted':
-                weights += [(backbone, train, l, float(w)) for l, w in zip(layers, model.layer_weights().tolist())]
+                m = (evaluate(z[held], y[test][held], 'in') if test == train else
+                     evaluate(z, y[test], 'out', prior[train], prior[test], rule))
+                f1[test] = float(m['macro_f1'])
+            w = [float(x) for x in model.layer_weights().tolist()] if head == 'weighted' else []
+            if path is not None: write_json(path, {'fingerprint': want, 'macro_f1': f1, 'weights': w})
+        else: f1, w = kept
+        rows += [(backbone, train, t, 'in' if t == train else 'out', 'none' if t == train else rule, head, layer, f1[t]) for t in tests]
+        weights += [(backbone, train, l, float(x)) for l, x in zip(layers, w)]
     res = pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
     w = pd.DataFrame(weights, columns=['backbone', 'train', 'layer', 'weight'])
     if out_dir is not None:
+        _drop_unlisted(Path(out_dir) / 'heads', {p[5] for p in plan})
         write_frame(Path(out_dir) / 'sweep.csv', res); write_frame(Path(out_dir) / 'layer_weights.csv', w)
     return res, w
 

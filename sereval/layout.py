@@ -51,19 +51,24 @@ def _umask() -> int:
     return m
 
 def atomic_write(path, write: Callable[[str], Any]) -> Path:
-    "Write `path` complete or not at all: `write(tmp)` fills a temporary sibling, which is fsynced and renamed over `path`."
+    "Write `path` complete or not at all: `write(tmp)` fills a temporary sibling, which is fsynced and renamed over `path`; a failed write leaves no folder it made."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try: os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 would outlive the rename: files follow the user's umask
-    finally: os.close(fd)
+    made = [] if path.parent.is_dir() else [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+        try: os.fchmod(fd, 0o666 & ~_umask())   # mkstemp's 0600 would outlive the rename: files follow the user's umask
+        finally: os.close(fd)
         with naming_file(path):
             write(tmp)
             with open(tmp, 'rb+') as f: os.fsync(f.fileno())
             os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp): os.unlink(tmp)
+        for d in made:                          # the folders made for it, deepest first, if still empty
+            try: d.rmdir()
+            except OSError: break
         raise
     fsync_dir(path.parent)
     return path
@@ -99,8 +104,11 @@ def read_json(path, what: str = 'file') -> dict:
     except FileNotFoundError: raise SerevalError(f"{what} {path} is missing") from None
     except OSError as e: raise SerevalError(f"{what} {path} cannot be read: {e}") from None
     try: obj = json.loads(text)
-    except ValueError as e: raise SerevalError(f"{what} {path} is damaged (not valid JSON: {e}); delete it to rebuild it") from None
-    if not isinstance(obj, dict): raise SerevalError(f"{what} {path} is damaged (expected a JSON object)")
+    except ValueError as e:
+        raise SerevalError(f"{what} {path} is damaged (not valid JSON: {e}); delete it and rerun the command that wrote it") from None
+    if not isinstance(obj, dict):                     # a bare list, string or number: valid JSON, but not what sereval writes
+        kind = {list: 'an array', str: 'a string', bool: 'true or false', type(None): 'null'}.get(type(obj), 'a number')
+        raise SerevalError(f"{what} {path} is damaged (JSON {kind}, not an object); delete it and rerun the command that wrote it")
     return obj
 
 # %% ../nbs/01a_layout.ipynb #b407f864
@@ -259,7 +267,10 @@ def write_record(out, record: RunRecord) -> Path:
 def read_record(out, backbone: str) -> RunRecord:
     "The run record of the backbone `backbone` (a slug) under `out`."
     p = Layout(out).record(backbone)
-    return RunRecord.from_dict(read_json(p, 'run record'), where=f'run record {p}')
+    r = RunRecord.from_dict(read_json(p, 'run record'), where=f'run record {p}')
+    if r.slug != backbone:                       # copied from another backbone's folder, or edited
+        raise SerevalError(f"run record {p} is of backbone {r.slug!r}, not of its folder's {backbone!r}; delete it and rerun the backbone")
+    return r
 
 def read_records(out) -> dict[str, RunRecord]:
     "Every run record under `out`, by slug."

@@ -20,7 +20,7 @@ from .taxonomy import CLASSES
 from .recipes import RECIPES, get_recipe
 from .metrics import HEADLINE
 from .results import (TABLE_METRICS, backbone_facts, backbone_labels, compare_with_paper, corpus_order,
-                             corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, results_table,
+                             corpus_table, ood_by_test, ood_by_train, read_manifests, read_matrices, read_results_file, results_table,
                              run_clusters, run_records, store_seconds, table_rules, id_ood, training_differences)
 from .errors import SerevalError
 from .findings import write_findings
@@ -29,8 +29,8 @@ from .uncertainty import (CONFIDENCE, N_RESAMPLES, ROPE, VIEWS, Ranking, bayesia
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'SYNTHETIC_SOURCE', 'CELL', 'FONT', 'PLUS_MINUS', 'PANEL', 'TICK_FONT', 'EMOBOX_COLUMNS',
-           'number_text', 'to_markdown', 'write_table', 'table3_markdown', 'corpus_sources', 'link_text',
-           'table1_markdown', 'table2_markdown', 'save_figure', 'plot_corpus_averages', 'plot_heatmap',
+           'REPORT_SUFFIXES', 'number_text', 'to_markdown', 'write_table', 'table3_markdown', 'corpus_sources',
+           'link_text', 'table1_markdown', 'table2_markdown', 'save_figure', 'plot_corpus_averages', 'plot_heatmap',
            'plot_difference', 'named', 'table3_rules', 'plot_confusion', 'confusion_groups', 'plot_confusions',
            'plot_leakage', 'interval_text', 'table3_intervals', 'plot_critical_difference', 'paired_markdown',
            'render_paper', 'show_png', 'render_diagnostics', 'emobox_leaderboard', 'render_emobox', 'render_report']
@@ -137,10 +137,12 @@ def _plt():
     return plt, sns
 
 def save_figure(fig, folder, name: str) -> list[Path]:
-    "Save `fig` as `<folder>/<name>.png` (150 dpi) and `.svg`, each written atomically; returns the paths."
+    "Save `fig` as `<folder>/<name>.png` (150 dpi) and `.svg`, each written atomically and the same bytes for the same figure; returns the paths."
+    import matplotlib.pyplot as plt
     folder = Path(folder)
-    return [atomic_write(folder/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight')),
-            atomic_write(folder/f'{name}.svg', lambda tmp: fig.savefig(tmp, format='svg', bbox_inches='tight'))]
+    with plt.rc_context({'svg.hashsalt': name}):    # the same figure, the same bytes: no date, ids from its name
+        return [atomic_write(folder/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight')),
+                atomic_write(folder/f'{name}.svg', lambda tmp: fig.savefig(tmp, format='svg', bbox_inches='tight', metadata={'Date': None}))]
 
 CELL, FONT = 0.5, 12   # heatmap cell (inches) and text size (points): figures stay legible shrunk to a page's column
 
@@ -666,7 +668,7 @@ def render_emobox(out, slugs: Sequence[str], labels: Mapping[str, str] | None = 
     t2 = []
     for s in slugs:
         p = Layout(L.protocol(TRACK2_PROTOCOL).out).results(s)
-        if p.exists(): t2.append(pd.read_csv(p).assign(backbone=labels.get(s, s)))
+        if p.exists(): t2.append(read_results_file(p, 'track-2 results table').assign(backbone=labels.get(s, s)))
     if t2:
         t = pd.concat(t2, ignore_index=True)
         t = t[t['metric'].isin(list(EMOBOX_COLUMNS))].pivot_table(index=['backbone', 'train', 'test'], columns='metric', values='value', sort=False)
@@ -681,14 +683,19 @@ def render_emobox(out, slugs: Sequence[str], labels: Mapping[str, str] | None = 
     return written
 
 # %% ../nbs/13_report.ipynb #5c2afab8
+REPORT_SUFFIXES = ('.csv', '.md', '.png', '.svg')
+"The kinds of file the report writes under `tables/` and `figures/`: `_prune` deletes no other (a user's photo in a linked `figures/`)."
+
 def _prune(L: Layout, written: Sequence[Path]) -> list[Path]:
     """Delete what an earlier render left under `tables/` and `figures/` and this one did not write (rankings a run with
     fewer corpora or seeds cannot make, figures of a corpus gone): the folder then holds what a clean run's report writes.
-    `tables/splits.csv` is kept: `--splits` writes it, not the report."""
+    `tables/splits.csv` is kept: `--splits` writes it, not the report; so is any file of a kind the report does not write."""
     made, gone = {Path(p).resolve() for p in written}, []
     for d in (L.tables, L.figures):
         for p in (sorted(d.rglob('*')) if d.is_dir() else []):
-            if (p.is_file() or p.is_symlink()) and p.resolve() not in made and p != L.splits_table: p.unlink(); gone.append(p)
+            ours = p.suffix in REPORT_SUFFIXES or (p.name.startswith('.') and p.name.endswith('.tmp'))   # and its temporaries
+            if ours and (p.is_file() or p.is_symlink()) and p.resolve() not in made and p != L.splits_table:
+                p.unlink(); gone.append(p)
     return gone
 
 def render_report(out, metric: str = HEADLINE, paper: bool = True, quiet: bool = False, blocks: str = 'corpora',

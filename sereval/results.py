@@ -4,6 +4,7 @@
 
 # %% ../nbs/12a_results.ipynb #4f4d9f74
 from __future__ import annotations
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 from .backbones import backbone_table as registry_table
 from .corpora import read_manifest
 from .errors import SerevalError
-from .layout import Layout, RunRecord, read_records
+from .layout import Layout, RunRecord, read_frame, read_records
 from .metrics import HEADLINE, METRICS
 from .protocol import RULES
 from .store import open_store
@@ -20,10 +21,10 @@ from .taxonomy import CLASSES
 from . import paper as P
 
 # %% auto #0
-__all__ = ['TABLE_METRICS', 'TABLE2_COLUMNS', 'run_records', 'run_clusters', 'table_rules', 'read_matrices', 'read_results',
-           'corpus_order', 'id_ood', 'ood_by_train', 'ood_by_test', 'results_table', 'backbone_labels',
-           'backbone_facts', 'store_seconds', 'read_manifests', 'corpus_table', 'compare_with_paper',
-           'training_differences']
+__all__ = ['TABLE_METRICS', 'RESULT_KEYS', 'TABLE2_COLUMNS', 'run_records', 'run_clusters', 'table_rules', 'read_matrices',
+           'read_results_file', 'read_results', 'corpus_order', 'id_ood', 'ood_by_train', 'ood_by_test',
+           'results_table', 'backbone_labels', 'backbone_facts', 'store_seconds', 'read_manifests', 'corpus_table',
+           'compare_with_paper', 'training_differences']
 
 # %% ../nbs/12a_results.ipynb #2d4a1331
 TABLE_METRICS: tuple[str, ...] = (HEADLINE, *[m for m in METRICS if m != HEADLINE])
@@ -59,20 +60,43 @@ def table_rules(out, records: Mapping[str, RunRecord]) -> list[str]:
 def read_matrices(out, metric: str = HEADLINE, rule: str | None = None,
                   slugs: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     "Matrices `{slug: DataFrame}` of `metric` for the backbones with a run record (or `slugs`), under the run's rule or `rule`."
-    L = Layout(out)
-    slugs = list(run_records(out)) if slugs is None else list(slugs)
+    L, records = Layout(out), (run_records(out) if slugs is None else {})   # the records, to check each matrix against
+    slugs = list(records) if slugs is None else list(slugs)
     mats = {}
     for s in slugs:
         p = L.matrix(metric, s, rule)
         if not p.exists(): raise SerevalError(f'{p} is missing: the run of {s} did not finish; rerun it')
-        mats[s] = P.read_matrix_file(p)
+        try: m = P.read_matrix_file(p)
+        except SerevalError as e: raise SerevalError(f'{e}: damaged; delete it and rerun the backbone {s}') from None
+        if s in records: _check_matrix(m, records[s], p, L.record(s))
+        mats[s] = m
     return mats
+
+def _check_matrix(m: pd.DataFrame, record: RunRecord, path, where) -> None:
+    "A `SerevalError` unless matrix `m` has the rows (training corpora) and columns its run record says (a file cut short or edited)."
+    names = {c.lower() for c in record.corpora}
+    trained = {c.lower() for c in record.extra.get('protocol_applied') or {}}
+    unknown, rowless = sorted((set(m.index) | set(m.columns)) - names), sorted(trained - set(m.index))
+    if unknown or rowless:
+        what = '; '.join([f"corpora it does not list: {', '.join(unknown)}"] * bool(unknown) + [f"no row of {', '.join(rowless)}"] * bool(rowless))
+        raise SerevalError(f"{path} does not match its run record {where} ({what}): damaged; delete it and rerun the backbone {record.slug}")
+
+RESULT_KEYS = ('train', 'test', 'domain', 'rule', 'metric', 'value')
+"Columns every long results table (`Layout.results`) has."
+
+def read_results_file(path, what: str = 'results table') -> pd.DataFrame:
+    "A long results table as written; one missing a column or cut short in a row is a `SerevalError` naming it, with what to do."
+    t = read_frame(path, what)
+    cut = not Path(path).read_bytes().endswith(b'\n')         # pandas ends every table it writes with a line break
+    if cut or [c for c in RESULT_KEYS if c not in t] or t[list(RESULT_KEYS[:-1])].isna().any().any():
+        raise SerevalError(f"{what} {path} is damaged (columns missing or a row cut short); delete it and rerun the command that wrote it")
+    return t
 
 def read_results(out, slugs: Sequence[str] | None = None) -> pd.DataFrame:
     "The long results tables of the backbones with a run record (or `slugs`), concatenated with a `slug` column."
     L = Layout(out)
     slugs = list(run_records(out)) if slugs is None else list(slugs)
-    frames = [pd.read_csv(L.results(s)).assign(slug=s) for s in slugs if L.results(s).exists()]
+    frames = [read_results_file(L.results(s)).assign(slug=s) for s in slugs if L.results(s).exists()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 # %% ../nbs/12a_results.ipynb #c92d0ed2

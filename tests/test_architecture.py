@@ -7,7 +7,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / 'sereval'
 
 FLOW = ('errors', 'taxonomy', 'layout', 'progress', 'corpora', 'recipes', 'protocol', 'emobox', 'audio', 'synth', 'ct2whisper', 'backbones', 'store',
-        'batches', 'embed', 'head', 'metrics', 'train', 'layersweep', 'benchmark', 'pipeline', 'paper', 'results', 'diagnostics',
+        'batches', 'embed', 'head', 'metrics', 'train', 'benchmark', 'pipeline', 'layersweep', 'paper', 'results', 'diagnostics',
         'uncertainty', 'findings', 'report', 'reproduce', 'jobs', 'executors', 'testing', 'bench', 'cli')
 "The modules in the order data flows through them (index page, 'Architecture'); the last three are tools around it."
 
