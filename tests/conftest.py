@@ -15,14 +15,15 @@ def pytest_configure(config):
                                       "subprocess kills); skipped by the quick tier `pytest -m 'not slow'`")
 
 
-# The files that take longest (worker-seconds of `make test`, issue 27: test_rerun 196, test_slurm 124, test_reproduce 73,
-# test_site 66, test_reliability 49, test_ct2whisper 47, test_benchmark_demo 42, test_executors 40, ...), longest first.
+# The files that take longest, longest first (worker-seconds of a fresh-clone `make test` on a loaded 2-core machine,
+# issue 27: test_rerun 585, test_slurm 323, test_reproduce 162, test_site 153, test_emobox 92, test_executors 92,
+# test_benchmark_demo 82, test_reliability 80, test_report_reader 63, test_progress 52, test_ct2whisper 52, ...).
 # `--dist loadfile --no-loadscope-reorder` (the Makefile) hands files to the two workers in this order, so the long ones
-# start at once and the short ones fill the gaps; without it xdist orders files by their number of tests, which put
-# two-test files such as test_slurm.py last, alone on one worker at the end.
-HEAVY_FIRST = ('test_rerun.py', 'test_slurm.py', 'test_reproduce.py', 'test_site.py', 'test_reliability.py',
-               'test_ct2whisper.py', 'test_benchmark_demo.py', 'test_executors.py', 'test_progress.py',
-               'test_report_reader.py', 'test_synth.py')
+# start at once and the short ones fill the gaps (both workers busy 96 % of that run); without it xdist orders files
+# by their number of tests, which put two-test files such as test_slurm.py last, alone on one worker at the end.
+HEAVY_FIRST = ('test_rerun.py', 'test_slurm.py', 'test_reproduce.py', 'test_site.py', 'test_emobox.py', 'test_executors.py',
+               'test_benchmark_demo.py', 'test_reliability.py', 'test_report_reader.py', 'test_progress.py',
+               'test_ct2whisper.py', 'test_synth.py')
 
 def pytest_collection_modifyitems(config, items):
     "The heavy files of `HEAVY_FIRST` first, in its order, then the others as collected; the tests of a file keep their order."
