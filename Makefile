@@ -63,9 +63,10 @@ check: setup
 THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 SLOW_NOTEBOOKS := ^[_.]|^2[0-9]_
 # pytest on two workers (pytest-xdist), one single-threaded test each; `--dist loadfile` keeps every test file on one
-# worker, so a module's fixture (a demo run, the Slurm cluster, the site build) is made once and its tests stay in order.
+# worker, so a module's fixture (a demo run, the Slurm cluster, the site build) is made once and its tests stay in order;
+# --no-loadscope-reorder hands out the files in tests/conftest.py's order, the longest first, so both workers end together.
 # -rs lists every skip with its reason. PYTEST_PARALLEL= (empty) runs them one at a time.
-PYTEST_PARALLEL ?= -n 2 --dist loadfile
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 quick: setup check
 	$(THREADS) $(BIN)/nbdev_test --n_workers 2 --skip_file_re '$(SLOW_NOTEBOOKS)'
 	$(THREADS) $(BIN)/python -m pytest $(PYTEST_PARALLEL) -q -rs -m "not slow" tests

@@ -48,9 +48,14 @@ def assert_same_leakage(a: Path, b: Path):
     pd.testing.assert_frame_equal(ta, tb, check_exact=True)
     assert len(ta) == len(BACKBONES) * len(CORPORA) and set(ta['status']) == {'measured'}
 
+@pytest.fixture
+def reference(shared_run) -> Path:
+    "The in-process reference run, made once for this file and tests/test_slurm.py (read-only: copy it to change it)."
+    return shared_run('executors-in-process', in_process)
+
 @pytest.mark.slow
-def test_local_executor_gives_the_in_process_matrices(tmp_path):
-    ref = in_process(tmp_path/'ref')
+def test_local_executor_gives_the_in_process_matrices(reference, tmp_path):
+    ref = reference
     t = run_jobs(None, BACKBONES, tmp_path/'local', CORPORA, CONFIG, demo_size=SIZE, paper=False, executor='local',
                  quiet=True)
     assert set(t['state']) == {'done'}

@@ -34,9 +34,10 @@ def cluster():
         print('\nslurm test times: ' + ', '.join(f'{k} {v:.1f} s' for k, v in TIMES.items()))
 
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory):
+def reference(shared_run):
+    "The in-process reference run, shared with tests/test_executors.py (made by whichever asks first)."
     t = time.time()
-    out = in_process(tmp_path_factory.mktemp('inprocess'))
+    out = shared_run('executors-in-process', in_process)
     TIMES['in-process reference'] = time.time() - t
     return out
 
