@@ -22,7 +22,8 @@ def pytest_configure(config):
 # start at once and the short ones fill the gaps (both workers busy 96 % of that run); without it xdist orders files
 # by their number of tests, which put two-test files such as test_slurm.py last, alone on one worker at the end.
 HEAVY_FIRST = ('test_rerun.py', 'test_slurm.py', 'test_reproduce.py', 'test_site.py', 'test_emobox.py', 'test_executors.py',
-               'test_benchmark_demo.py', 'test_reliability.py', 'test_report_reader.py', 'test_progress.py',
+               'test_benchmark_demo.py', 'test_reliability.py', 'test_layersweep.py', 'test_rerun_round6.py',
+               'test_report_reader.py', 'test_progress.py',
                'test_ct2whisper.py', 'test_synth.py')
 
 def pytest_collection_modifyitems(config, items):
