@@ -549,12 +549,13 @@ def validate(a: argparse.Namespace) -> None:
         v = getattr(a, name, None)
         if v is not None and not str(v).strip():
             raise SerevalError(f"--{name.replace('_', '-')} '': give a folder (use . for the current one)")
-    root = getattr(a, 'data_root', None)
-    if root is not None and not Path(root).exists():   # `sweep` reads only its clusters: it would fall back to the paper's
-        raise SerevalError(f"data root {root} does not exist")
+    given = getattr(a, 'data_root', None)
+    if given is not None and not Path(given).exists():   # `sweep` reads only its clusters: it would fall back to the paper's
+        raise SerevalError(f"data root {given} does not exist")
+    from sereval.protocol import CLUSTERINGS
     for name in _PATHS:                                # bytes undecodable in a POSIX locale: pyarrow cannot open them
         v = getattr(a, name, None)
-        if name == 'clusters' and v in ('paper', 'extended'): continue
+        if name == 'clusters' and v in CLUSTERINGS: continue   # a named clustering, not a file
         if v is not None: check_text(f"--{name.replace('_', '-')} ", _absolute(str(v)))   # a relative one: the current folder's name too
     if getattr(a, 'name', None) is not None:           # `embed --name`: the stores' folder name
         from sereval.layout import slug

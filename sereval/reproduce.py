@@ -126,9 +126,8 @@ def _fmt(s: float) -> str: return f'{s:.0f} s' if s < 120 else f'{s / 60:.1f} mi
 
 def _demo_lr_note(root, config: TrainConfig) -> str:
     "Why the demo trains at its own learning rate, with its corpora's typical training clips and optimizer steps."
-    from sereval.corpora import ROOT_DESCRIPTION
-    from sereval.layout import read_json
-    sizes = sorted(int(c['n_clips']) for c in read_json(Path(root)/ROOT_DESCRIPTION, 'demo description')['corpora'])
+    from sereval.corpora import read_root_description
+    sizes = sorted(int(c['n_clips']) for c in read_root_description(root)['corpora'])
     clips = round(sizes[len(sizes) // 2] * (1 - config.test_size))    # a typical corpus's training clips
     steps = config.epochs * max(clips // config.batch_size, 1)
     return (f"demo: learning rate {config.lr:g} (the paper's {TrainConfig().lr:g} suits corpora of thousands of clips; "
